@@ -1,0 +1,71 @@
+"""Command line: ``python -m devcluster up|down|status|kubeconfig|env|build|user``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from devcluster import accounts, build, lifecycle
+from devcluster.build import BuildError
+from devcluster.cluster import Cluster
+from devcluster.processes import ComponentError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devcluster", description=__doc__)
+    parser.add_argument(
+        "--name",
+        default=os.environ.get("KUBEDASK_CLUSTER", lifecycle.DEFAULT_NAME),
+        help="instance name; instances keep separate state and ports (default: %(default)s)",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    up = verbs.add_parser("up", help="build (cached) and start the cluster")
+    up.add_argument("--nodes", type=int, default=3, help="simulated KWOK nodes, 0-1000 (default: 3)")
+    up.add_argument("--no-real-node", action="store_true", help="control plane and simulated nodes only")
+    verbs.add_parser("down", help="stop every process the cluster started and remove its state")
+    verbs.add_parser("status", help="each component's health")
+    verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
+    verbs.add_parser("env", help="print `export KUBECONFIG=...` for eval")
+    b = verbs.add_parser("build", help="build binaries only (default: what `up` needs)")
+    b.add_argument("components", nargs="*", metavar="COMPONENT", help=", ".join(build.COMPONENTS))
+    user = verbs.add_parser("user", help="mint a kubeconfig acting as a ServiceAccount (TokenRequest)")
+    user.add_argument("namespace")
+    user.add_argument("serviceaccount")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.verb == "up":
+            lifecycle.up(args.name, nodes=args.nodes, real_node=not args.no_real_node)
+        elif args.verb == "down":
+            if not lifecycle.down(args.name):
+                lifecycle.say(f"no cluster named {args.name!r} is running")
+        elif args.verb == "status":
+            health = lifecycle.status(args.name)
+            if not health:
+                print(f"no cluster named {args.name!r}; start one with: python -m devcluster up")
+                return 1
+            for component, state in health.items():
+                print(f"{component:<26} {state}")
+            return 0 if lifecycle.healthy(health) else 1
+        elif args.verb in ("kubeconfig", "env", "user"):
+            cluster = Cluster.load(args.name)
+            if cluster is None:
+                print(f"no cluster named {args.name!r}; start one with: python -m devcluster up", file=sys.stderr)
+                return 1
+            if args.verb == "kubeconfig":
+                print(cluster.kubeconfig)
+            elif args.verb == "env":
+                print(f"export KUBECONFIG={cluster.kubeconfig}")
+            else:
+                print(accounts.service_account_kubeconfig(cluster, args.namespace, args.serviceaccount))
+        elif args.verb == "build":
+            build.build(tuple(args.components) or build.CLUSTER_COMPONENTS)
+    except (BuildError, ComponentError, ValueError, RuntimeError) as error:
+        print(f"devcluster: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

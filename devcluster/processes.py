@@ -1,0 +1,125 @@
+"""Background processes of one local-cluster instance: started with a log file, tracked by PID file.
+
+Every component's stdout/stderr goes to ``<state>/logs/<name>.log`` and its PID to
+``<state>/pids/<name>.pid``, so `down` (or a later `up` cleaning after a killed run) can stop exactly
+what this instance started, and a component that dies names itself with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class ComponentError(RuntimeError):
+    """A component failed to start or become healthy; the message names it and quotes its log."""
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class Processes:
+    def __init__(self, state_dir: Path) -> None:
+        self.logs = state_dir / "logs"
+        self.pids = state_dir / "pids"
+
+    def log_path(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def start(self, name: str, argv: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = None) -> int:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.pids.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path(name), "ab") as log:
+            proc = subprocess.Popen(
+                [str(a) for a in argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # outlives the CLI; stopped by `down` through its PID
+            )
+        (self.pids / f"{name}.pid").write_text(str(proc.pid))
+        return proc.pid
+
+    def pid(self, name: str) -> int | None:
+        try:
+            return int((self.pids / f"{name}.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def alive(self, name: str) -> bool:
+        pid = self.pid(name)
+        return pid is not None and _exists(pid)
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.pids.glob("*.pid")) if self.pids.exists() else []
+
+    def stop(self, name: str, timeout: float = 10.0) -> None:
+        """SIGTERM the component's process group, then SIGKILL what is left after ``timeout``."""
+        pid = self.pid(name)
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _exists(pid):
+                _reap(pid)
+                time.sleep(0.1)
+            _signal_group(pid, signal.SIGKILL)
+            _reap(pid)
+        (self.pids / f"{name}.pid").unlink(missing_ok=True)
+
+    def wait_healthy(self, name: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+        """Poll ``check`` until it is true; fail naming the component if it dies or times out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive(name):
+                raise ComponentError(
+                    f"{name} exited during start-up; last lines of {self.log_path(name)}:\n"
+                    f"{log_tail(self.log_path(name))}"
+                )
+            try:
+                if check():
+                    return
+            except Exception:  # noqa: BLE001 - any failure just means "not yet"
+                pass
+            if time.monotonic() > deadline:
+                raise ComponentError(
+                    f"{name} did not become healthy within {timeout:.0f}s; last lines of "
+                    f"{self.log_path(name)}:\n{log_tail(self.log_path(name))}"
+                )
+            time.sleep(0.2)
+
+
+def _exists(pid: int) -> bool:
+    """True while the process runs; a zombie (an exited child not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    for target in (lambda: os.killpg(pid, sig), lambda: os.kill(pid, sig)):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything kubedask's demo and tests need on a fresh Debian machine, idempotently:
+# Debian packages for the local cluster's node, and a Python virtualenv cached outside the repo,
+# keyed by the hash of pyproject.toml. Prints the virtualenv's python path on the last line.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${KUBEDASK_CACHE:-$HOME/.cache/kubedask}"
+mkdir -p "$cache"
+
+apt_packages=(containerd runc containernetworking-plugins iptables conntrack debootstrap iproute2 docker.io)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+key="$(cat "$here/pyproject.toml" | sha256sum | cut -c1-12)"
+venv="$cache/venv-$key"
+if [[ ! -x "$venv/bin/python" || ! -f "$venv/.complete" ]]; then
+  echo "bootstrap: creating Python environment $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >&2
+  # Install the dependencies only; the project itself runs from the work tree (see pytest pythonpath).
+  "$venv/bin/pip" install -q -e "$here[controller,test]" >&2
+  "$venv/bin/pip" uninstall -q -y kubedask >&2
+  touch "$venv/.complete"
+fi
+echo "$venv/bin/python"
