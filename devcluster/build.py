@@ -9,6 +9,7 @@ directives, which ``go install pkg@version`` refuses); the other tools install d
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import shutil
 import subprocess
@@ -133,6 +134,16 @@ def build_component(component: Component, log: bool = True) -> Path:
     """Build one component into its cache folder (a no-op when it's there) and return that folder."""
     if component.is_built():
         return component.output_dir
+    component.output_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = component.output_dir.with_name(component.output_dir.name + ".lock")
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # two processes building the same component wait for each other
+        if not component.is_built():
+            _build_locked(component, log)
+    return component.output_dir
+
+
+def _build_locked(component: Component, log: bool) -> None:
     staging = component.output_dir.with_name(component.output_dir.name + ".partial")
     staging.mkdir(parents=True, exist_ok=True)
     go = _go()
@@ -166,7 +177,6 @@ def build_component(component: Component, log: bool = True) -> Path:
     if component.output_dir.exists():
         shutil.rmtree(component.output_dir)
     staging.rename(component.output_dir)
-    return component.output_dir
 
 
 def build(names: tuple[str, ...] = CLUSTER_COMPONENTS, log: bool = True) -> None:

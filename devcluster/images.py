@@ -59,7 +59,13 @@ PAUSE_TAG = "registry.k8s.io/pause:3.10"
 DASK_ROOTS = ["dask[array]", "distributed"]
 # The controller image's third-party dependencies; the project itself is installed by its Dockerfile.
 CONTROLLER_ROOTS = [
-    "dask[array]", "distributed", "kubernetes", "pydantic", "pyyaml", "aiohttp", "kopf",
+    "dask[array]",
+    "distributed",
+    "kubernetes",
+    "pydantic",
+    "pyyaml",
+    "aiohttp",
+    "kopf",
     "prometheus-client",
 ]
 
@@ -156,11 +162,26 @@ def base_rootfs() -> Path:
     with _staging(final) as tmp:
         rootfs = tmp / "rootfs"
         rootfs.mkdir(parents=True)
-        _run("debootstrap", ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-                             SUITE, str(rootfs), mirror])
+        _run(
+            "debootstrap",
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(rootfs),
+                mirror,
+            ],
+        )
         # Images stay small and reproducible-ish: no package caches, docs or apt lists.
-        for sub in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
-                    "usr/share/info", "var/log"):
+        for sub in (
+            "var/cache/apt/archives",
+            "var/lib/apt/lists",
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/info",
+            "var/log",
+        ):
             for child in (rootfs / sub).glob("*"):
                 if child.name not in ("partial", "lock"):
                     _remove(child)
@@ -202,10 +223,33 @@ def download_wheels(pins: list[str]) -> Path:
     wheels.mkdir(exist_ok=True)
     platforms = [arg for plat in WHEEL_PLATFORMS for arg in ("--platform", plat)]
     _say(f"downloading {len(pins)} wheels for cp311 manylinux ...")
-    _run("pip download", [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                          "--only-binary=:all:", "--no-deps", "--python-version", PY_VERSION,
-                          "--implementation", "cp", "--abi", PY_ABI, "--abi", "abi3", "--abi", "none",
-                          *platforms, "--dest", str(wheels), *pins])
+    _run(
+        "pip download",
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--python-version",
+            PY_VERSION,
+            "--implementation",
+            "cp",
+            "--abi",
+            PY_ABI,
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+            *platforms,
+            "--dest",
+            str(wheels),
+            *pins,
+        ],
+    )
     return wheels
 
 
@@ -275,14 +319,23 @@ def _base_layer() -> Path:
     return out
 
 
-def _python_image(kind: str, roots: list[str], extra_pins: list[str], tags: list[str],
-                  config: dict[str, object], with_pip: bool) -> Image:
+def _python_image(
+    kind: str,
+    roots: list[str],
+    extra_pins: list[str],
+    tags: list[str],
+    config: dict[str, object],
+    with_pip: bool,
+    scripts: dict[str, str] | None = None,
+) -> Image:
     """Base layer + a layer of wheels installed with pip inside a copy of the base rootfs."""
     pins = pinned_closure(roots) + extra_pins
     pip_pin = f"pip=={md.version('pip')}"
-    key = _digest(RECIPE, _base_key(), kind, pins, pip_pin, with_pip, config)
+    scripts = scripts or {}
+    key = _digest(RECIPE, _base_key(), kind, pins, pip_pin, with_pip, config, scripts)
     tags = [t.replace("{key}", key) for t in tags]
-    out = cache_dir() / f"{kind}-{key}.tar"
+    # "py-" keeps these apart from other archives in the cache (e.g. controller-<key>.tar).
+    out = cache_dir() / f"py-{kind}-{key}.tar"
     if out.exists():
         return Image(out, tuple(tags))
     start = time.monotonic()
@@ -304,27 +357,79 @@ def _python_image(kind: str, roots: list[str], extra_pins: list[str], tags: list
         if with_pip:
             targets.append(f"/tmp/wheels/{pip_whl.name}")
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "PIP_CONFIG_FILE": "/dev/null"}
-        _run(f"pip install into the {kind} image",
-             ["chroot", str(rootfs), "python3", f"/tmp/wheels/{pip_whl.name}/pip", "install", "--no-index",
-              "--no-deps", "--no-cache-dir", "--break-system-packages", "--root-user-action=ignore",
-              "--disable-pip-version-check", "--quiet", *targets], env=env)
+        chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+        _run(
+            f"pip install into the {kind} image",
+            [
+                chroot,
+                str(rootfs),
+                "python3",
+                f"/tmp/wheels/{pip_whl.name}/pip",
+                "install",
+                "--no-index",
+                "--no-deps",
+                "--no-cache-dir",
+                "--break-system-packages",
+                "--root-user-action=ignore",
+                "--disable-pip-version-check",
+                "--quiet",
+                *targets,
+            ],
+            env=env,
+        )
         shutil.rmtree(inbox)
+        for name, text in scripts.items():
+            script = rootfs / "usr" / "local" / "bin" / name
+            script.write_text(text)
+            script.chmod(0o755)
         layer = Path(scratch) / "layer.tar"
         _tar_layer(rootfs, layer, ["./usr/local"])
         _say(f"writing {out.name} ...")
         with _staging(out) as tmp:
             write_docker_archive(tmp, [base_layer, layer], tags, config)
     _say(f"{kind} image built in {time.monotonic() - start:.0f}s ({out.stat().st_size / 1e6:.0f} MB)")
+    _prune(f"py-{kind}-*.tar", keep=out)
     return Image(out, tuple(tags))
+
+
+def _prune(pattern: str, keep: Path, newest: int = 2) -> None:
+    """Drop stale archives of one image kind (a dependency bump leaves the old one behind)."""
+    archives = sorted(cache_dir().glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [a for a in archives if a != keep][newest - 1 :]:
+        old.unlink(missing_ok=True)
+
+
+# distributed no longer ships the dask-scheduler / dask-worker console scripts (only `dask scheduler`),
+# but classic pod specs and the Dask docs still run them by name, so the image provides them.
+_CLI_WRAPPER = """\
+#!/usr/bin/python3
+import sys
+
+from distributed.cli.{module} import main
+
+sys.exit(main())
+"""
+CLASSIC_SCRIPTS = {
+    "dask-scheduler": _CLI_WRAPPER.format(module="dask_scheduler"),
+    "dask-worker": _CLI_WRAPPER.format(module="dask_worker"),
+}
 
 
 def dask_image() -> Image:
     """The Dask image, tagged ghcr.io/dask/dask:latest and kubedask.local/dask:<content key>."""
     return _python_image(
-        "dask", DASK_ROOTS, [], [DASK_TAG, f"{DASK_PROJECT_REPO}:{{key}}"],
-        {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"],
-         "Cmd": ["python3"], "WorkingDir": "/"},
-        with_pip=False)
+        "dask",
+        DASK_ROOTS,
+        [],
+        [DASK_TAG, f"{DASK_PROJECT_REPO}:{{key}}"],
+        {
+            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"],
+            "Cmd": ["python3"],
+            "WorkingDir": "/",
+        },
+        with_pip=False,
+        scripts=CLASSIC_SCRIPTS,
+    )
 
 
 def controller_base_image() -> Image:
@@ -335,12 +440,25 @@ def controller_base_image() -> Image:
     """
     setuptools_pin = "setuptools==80.9.0"
     return _python_image(
-        "controller-base", CONTROLLER_ROOTS, [setuptools_pin], [f"{CONTROLLER_BASE_REPO}:{{key}}"],
-        {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
-                 "PIP_NO_INDEX=1", "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_BREAK_SYSTEM_PACKAGES=1",
-                 "PIP_ROOT_USER_ACTION=ignore"],
-         "Cmd": ["python3"], "WorkingDir": "/"},
-        with_pip=True)
+        "controller-base",
+        CONTROLLER_ROOTS,
+        [setuptools_pin],
+        [f"{CONTROLLER_BASE_REPO}:{{key}}"],
+        {
+            "Env": [
+                "PATH=/usr/local/bin:/usr/bin:/bin",
+                "LANG=C.UTF-8",
+                "PYTHONUNBUFFERED=1",
+                "PIP_NO_INDEX=1",
+                "PIP_DISABLE_PIP_VERSION_CHECK=1",
+                "PIP_BREAK_SYSTEM_PACKAGES=1",
+                "PIP_ROOT_USER_ACTION=ignore",
+            ],
+            "Cmd": ["python3"],
+            "WorkingDir": "/",
+        },
+        with_pip=True,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,8 +30,13 @@ STAGES = (
 
 
 def stage_files() -> list[Path]:
-    gomodcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout
-    root = Path(gomodcache.strip()) / f"sigs.k8s.io/kwok@{versions.KWOK}" / "kustomize" / "stage"
+    # `go mod download` is a no-op when the module is cached, and prints where it lives.
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{versions.KWOK}"], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not fetch the KWOK module for its stage files: {proc.stdout}{proc.stderr}")
+    root = Path(json.loads(proc.stdout)["Dir"]) / "kustomize" / "stage"
     files = [root / s for s in STAGES]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -72,6 +77,7 @@ def start(cluster: Cluster) -> None:
         "--cidr", POD_CIDR,
         "--node-ip", "10.245.255.254",
         "--server-address", f"127.0.0.1:{cluster.ports.kwok}",
+        "--node-lease-duration-seconds", "40",
     ]
     for stage in stage_files():
         argv += ["--config", stage]

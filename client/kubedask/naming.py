@@ -19,9 +19,7 @@ import string
 import uuid as uuid_module
 from collections.abc import Mapping
 
-# Leave room for the controller's suffixes: "-scheduler" on the Service (a DNS-1035 label, at most 63)
-# and "-worker-xxxxx" on pod names, which also become hostnames (63).
-MAX_NAME_LENGTH = 63 - len("-worker-xxxxx")
+from .spec import MAX_NAME_LENGTH
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -92,7 +90,8 @@ def render_name(
             parts.append(environ[field])
         elif _ENV_NAME.match(field):
             raise NameTemplateError(
-                f"name template {template!r}: {{{field}}} is neither user, uuid nor a set environment variable"
+                f"name template {template!r}: {{{field}}} is neither user, uuid nor a set "
+                "environment variable"
             )
         else:
             raise NameTemplateError(

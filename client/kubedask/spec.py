@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 # --- names shared by the client and the controller ---------------------------------------------------
 
@@ -358,7 +358,7 @@ def safe_load_yaml(text: str, key: str, max_bytes: int = MAX_TEMPLATE_BYTES) -> 
             f"key {key!r} is {size} bytes; at most {max_bytes} bytes are allowed. Pod templates are "
             f"normally a few KiB: remove embedded files or data.", key=key)
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_NoAliasLoader)
     except _AliasRefused as exc:
         raise RequestError(
             f"key {key!r} uses a YAML anchor or alias (line {exc.mark.line + 1}); they are not allowed "
@@ -530,6 +530,12 @@ def parse_heartbeat(value: str | None) -> dt.datetime | None:
 # --- status (written by the controller, read by the client) ------------------------------------------
 
 
+def _camel(name: str, default: Any) -> Any:
+    """A field written as camelCase in the JSON (Kubernetes style) and accepted in either spelling."""
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+    return Field(default=default, validation_alias=AliasChoices(name, snake), serialization_alias=name)
+
+
 class Condition(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -537,7 +543,7 @@ class Condition(BaseModel):
     status: Literal["True", "False", "Unknown"]
     reason: str = ""
     message: str = ""
-    last_transition_time: str = Field(default="", alias="lastTransitionTime")
+    last_transition_time: str = _camel("lastTransitionTime", "")
 
 
 class WorkerCounts(BaseModel):
@@ -555,12 +561,12 @@ class ClusterStatus(BaseModel):
     phase: Phase = "Pending"
     message: str = ""
     conditions: list[Condition] = Field(default_factory=list)
-    scheduler_address: str | None = Field(default=None, alias="schedulerAddress")
-    dashboard_address: str | None = Field(default=None, alias="dashboardAddress")
-    external_address: str | None = Field(default=None, alias="externalAddress")
+    scheduler_address: str | None = _camel("schedulerAddress", None)
+    dashboard_address: str | None = _camel("dashboardAddress", None)
+    external_address: str | None = _camel("externalAddress", None)
     workers: WorkerCounts = Field(default_factory=WorkerCounts)
-    observed_spec: str | None = Field(default=None, alias="observedSpec")
-    updated_at: str | None = Field(default=None, alias="updatedAt")
+    observed_spec: str | None = _camel("observedSpec", None)
+    updated_at: str | None = _camel("updatedAt", None)
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(by_alias=True, exclude_none=False), sort_keys=True,

@@ -1,0 +1,245 @@
+"""Pure functions: a validated request -> the Kubernetes objects the controller owns (plain dicts).
+
+Nothing here talks to the API; the handlers decide when to create what.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from kubedask.spec import (
+    CLUSTER_NAME_LABEL,
+    COMPONENT_LABEL,
+    DASHBOARD_PORT,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    SCHEDULER_PORT,
+    ClusterRequest,
+    PodTemplate,
+)
+
+Manifest = dict[str, Any]
+
+# Same alphabet as Kubernetes' generateName suffixes: no vowels (no accidental words), no look-alikes.
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+SUFFIX_LENGTH = 5
+DEFAULT_DEATH_TIMEOUT = "60"
+# The scheduler's HTTP API (retire_workers, adaptive_target, check_idle) is off by default in
+# distributed; the controller needs it, so the scheduler container gets it switched on.
+SCHEDULER_HTTP_ROUTES = (
+    "['distributed.http.scheduler.api', 'distributed.http.scheduler.prometheus', "
+    "'distributed.http.scheduler.info', 'distributed.http.scheduler.json', 'distributed.http.health', "
+    "'distributed.http.proxy', 'distributed.http.statics']"
+)
+
+
+def scheduler_name(cluster: str) -> str:
+    return f"{cluster}-scheduler"
+
+
+def worker_prefix(cluster: str) -> str:
+    return f"{cluster}-worker-"
+
+
+def new_worker_name(cluster: str, rng: random.Random | None = None) -> str:
+    """``NAME-worker-xxxxx``; the controller picks the name so it can also be the Dask worker name."""
+    rng = rng or _rng
+    return worker_prefix(cluster) + "".join(rng.choice(_SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
+
+
+_rng = random.SystemRandom()
+
+
+def scheduler_address(request: ClusterRequest, namespace: str) -> str:
+    if request.deploy_mode == "local":
+        assert request.scheduler_address is not None  # guaranteed by the schema
+        return request.scheduler_address
+    return f"tcp://{scheduler_name(request.name)}.{namespace}.svc.cluster.local:{SCHEDULER_PORT}"
+
+
+def dashboard_address(request: ClusterRequest, namespace: str) -> str | None:
+    if request.deploy_mode == "local":
+        return None
+    return f"http://{scheduler_name(request.name)}.{namespace}.svc.cluster.local:{DASHBOARD_PORT}"
+
+
+def labels(cluster: str, component: str) -> dict[str, str]:
+    """Labels on every owned object: the recommended app.kubernetes.io set plus the classic dask ones."""
+    return {
+        "app.kubernetes.io/name": "dask",
+        "app.kubernetes.io/instance": cluster,
+        "app.kubernetes.io/component": component,
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        "app": "dask",
+        CLUSTER_NAME_LABEL: cluster,
+        COMPONENT_LABEL: component,
+    }
+
+
+def selector(cluster: str, component: str | None = None) -> dict[str, str]:
+    sel = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_NAME_LABEL: cluster}
+    if component:
+        sel[COMPONENT_LABEL] = component
+    return sel
+
+
+def selector_string(cluster: str, component: str | None = None) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector(cluster, component).items())
+
+
+def owner_reference(request_name: str, request_uid: str) -> dict[str, Any]:
+    # No blockOwnerDeletion: setting it needs extra RBAC where OwnerReferencesPermissionEnforcement is
+    # enabled, and background garbage collection is all a request's deletion needs.
+    return {"apiVersion": "v1", "kind": "ConfigMap", "name": request_name, "uid": request_uid,
+            "controller": True}
+
+
+def _metadata(name: str, namespace: str, cluster: str, component: str, owner: Mapping[str, Any],
+              template: PodTemplate | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**(template.labels if template else {}), **labels(cluster, component)},
+        "annotations": dict(template.annotations) if template else {},
+        "ownerReferences": [dict(owner)],
+    }
+
+
+def build_worker_pod(request: ClusterRequest, namespace: str, pod_name: str, owner: Mapping[str, Any]
+                     ) -> Manifest:
+    spec = _pod_spec(request.worker_template, "worker", scheduler_address(request, namespace))
+    main = spec["containers"][0]
+    if not main.get("command") and not main.get("args"):
+        # As the classic make_pod_spec did: a bare image runs a worker (address from the environment).
+        main["args"] = ["dask-worker"]
+    if _runs_dask(main, "worker"):
+        args = [str(a) for a in main.get("args") or []]
+        if not _has_flag(args, "--name"):
+            args += ["--name", pod_name]
+        if not _has_flag(args, "--death-timeout"):
+            args += ["--death-timeout", DEFAULT_DEATH_TIMEOUT]
+        main["args"] = args
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": _metadata(pod_name, namespace, request.name, "worker", owner,
+                                  request.worker_template),
+            "spec": spec}
+
+
+def build_scheduler_pod(request: ClusterRequest, namespace: str, owner: Mapping[str, Any]) -> Manifest:
+    template = request.scheduler_template
+    if template is None:
+        template = _scheduler_from_worker_template(request.worker_template)
+    spec = _pod_spec(template, "scheduler", scheduler_address(request, namespace))
+    main = spec["containers"][0]
+    _set_default_env(main, "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES", SCHEDULER_HTTP_ROUTES)
+    ports = main.setdefault("ports", [])
+    known = {p.get("containerPort") for p in ports if isinstance(p, dict)}
+    for port, port_name in ((SCHEDULER_PORT, "tcp-comm"), (DASHBOARD_PORT, "http-dashboard")):
+        if port not in known:
+            ports.append({"containerPort": port, "name": port_name, "protocol": "TCP"})
+    main.setdefault("readinessProbe", {
+        "httpGet": {"path": "/health", "port": DASHBOARD_PORT},
+        "initialDelaySeconds": 2, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3,
+    })
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": _metadata(scheduler_name(request.name), namespace, request.name, "scheduler",
+                                  owner, template),
+            "spec": spec}
+
+
+def _scheduler_from_worker_template(worker: PodTemplate) -> PodTemplate:
+    """The classic behaviour: the worker template with the main container running the scheduler."""
+    spec = copy.deepcopy(worker.spec)
+    main = spec["containers"][0]
+    main["name"] = "dask-scheduler" if main.get("name") in (None, "dask-worker", "dask") else main["name"]
+    command = [str(c) for c in main.get("command") or []]
+    if any("worker" in c for c in command):
+        main.pop("command")
+    main["args"] = ["dask-scheduler", "--port", str(SCHEDULER_PORT), "--dashboard-address",
+                    f":{DASHBOARD_PORT}"]
+    # Worker-only probes would fail on a scheduler.
+    main.pop("readinessProbe", None)
+    main.pop("livenessProbe", None)
+    return PodTemplate(labels=worker.labels, annotations=worker.annotations, spec=spec)
+
+
+def _pod_spec(template: PodTemplate, component: str, address: str) -> dict[str, Any]:
+    spec = copy.deepcopy(template.spec)
+    spec.setdefault("restartPolicy", "Never")
+    for group in ("initContainers", "containers"):
+        for container in spec.get(group) or []:
+            _set_env(container, "DASK_SCHEDULER_ADDRESS", address)
+            # Kubernetes defaults ':latest' images to Always; clusters without a registry (and most
+            # clusters, for Dask images that were pre-pulled) need IfNotPresent. A template that says
+            # otherwise wins.
+            container.setdefault("imagePullPolicy", "IfNotPresent")
+    tolerations = spec.setdefault("tolerations", [])
+    for key in ("k8s.dask.org/dedicated", "k8s.dask.org_dedicated"):
+        toleration = {"key": key, "operator": "Equal", "value": component, "effect": "NoSchedule"}
+        if toleration not in tolerations:
+            tolerations.append(toleration)
+    affinity = spec.setdefault("affinity", {})
+    node_affinity = affinity.setdefault("nodeAffinity", {})
+    preferred = node_affinity.setdefault("preferredDuringSchedulingIgnoredDuringExecution", [])
+    term = {"weight": 100, "preference": {"matchExpressions": [
+        {"key": "k8s.dask.org/node-purpose", "operator": "In", "values": [component]}]}}
+    if term not in preferred:
+        preferred.append(term)
+    return spec
+
+
+def _set_env(container: dict[str, Any], name: str, value: str) -> None:
+    env = [e for e in container.get("env") or [] if not (isinstance(e, dict) and e.get("name") == name)]
+    env.append({"name": name, "value": value})
+    container["env"] = env
+
+
+def _set_default_env(container: dict[str, Any], name: str, value: str) -> None:
+    env = container.setdefault("env", [])
+    if not any(isinstance(e, dict) and e.get("name") == name for e in env):
+        env.append({"name": name, "value": value})
+
+
+def _runs_dask(container: Mapping[str, Any], role: str) -> bool:
+    """Does this container start ``dask-worker`` / ``dask worker`` (so we may add CLI flags)?"""
+    words = [str(w) for w in (container.get("command") or []) + (container.get("args") or [])]
+    if not words:
+        return False
+    for i, word in enumerate(words):
+        base = word.rsplit("/", 1)[-1]
+        if base in (f"dask-{role}", f"dask-cuda-{role}"):
+            return True
+        if base == "dask" and i + 1 < len(words) and words[i + 1] == role:
+            return True
+    return False
+
+
+def _has_flag(args: list[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in args)
+
+
+def build_service(request: ClusterRequest, namespace: str, owner: Mapping[str, Any]) -> Manifest:
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _metadata(scheduler_name(request.name), namespace, request.name, "scheduler", owner),
+        "spec": {
+            "type": request.scheduler_service_type,
+            "selector": selector(request.name, "scheduler"),
+            "ports": [
+                {"name": "tcp-comm", "port": SCHEDULER_PORT, "targetPort": SCHEDULER_PORT, "protocol": "TCP"},
+                {"name": "http-dashboard", "port": DASHBOARD_PORT, "targetPort": DASHBOARD_PORT,
+                 "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def build_pdb(request: ClusterRequest, namespace: str, owner: Mapping[str, Any]) -> Manifest:
+    return {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": _metadata(scheduler_name(request.name), namespace, request.name, "scheduler", owner),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": selector(request.name, "scheduler")}},
+    }

@@ -1,0 +1,92 @@
+"""Thin Kopf wiring: settings, startup/cleanup, and watch events forwarded to the request loops.
+
+Only ``on.event`` handlers are used: they store nothing in the watched objects (no diff base, no
+progress annotations), so the controller's writes are exactly the ones in ``loop.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from kubedask.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_LABEL
+
+from . import metrics
+from .kube import Kube
+from .leader import LeaderElector
+from .loop import Controller, Settings
+from .options import Options
+from .policy import load_policy
+
+logger = logging.getLogger(__name__)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    # Server-side filtering: unrelated ConfigMaps and pods are never listed or watched.
+    settings.watching.label_selectors["v1", "configmaps"] = REQUEST_LABEL
+    settings.watching.label_selectors["v1", "pods"] = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+    # Long server-side watches with a client-side guard, so a silently dead connection is noticed.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    # Kopf would turn per-object log lines into Events (writes); the controller posts its own Events.
+    settings.posting.enabled = False
+    # Several replicas are coordinated by a Lease (leader.py), not by Kopf's peering CRDs.
+    settings.peering.standalone = True
+    settings.networking.request_timeout = 60
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    options: Options = memo.get("options") or Options.from_env()
+    kube = Kube()
+    controller_ref: list[Controller] = []
+    elector = LeaderElector(
+        kube, options.lease_namespace, options.lease_name, enabled=options.leader_election,
+        on_started_leading=lambda: controller_ref[0].wake_all() if controller_ref else None)
+    controller = Controller(kube, Settings(policy=load_policy(options.policy_file),
+                                           resync_interval=options.resync_interval),
+                            is_leader=lambda: elector.is_leader)
+    controller_ref.append(controller)
+    memo["controller"] = controller
+    memo["elector"] = elector
+    memo["kube"] = kube
+    memo["tasks"] = [asyncio.create_task(elector.run(), name="kubedask:leader")]
+    memo["runners"] = await metrics.serve(options.bind_host, options.metrics_port, options.health_port,
+                                          is_ready=lambda: True)
+    logger.info("kubedask controller started (leader election %s)",
+                "on" if options.leader_election else "off")
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    for task in memo.get("tasks", []):
+        task.cancel()
+    controller: Controller | None = memo.get("controller")
+    if controller:
+        await controller.stop()
+    elector: LeaderElector | None = memo.get("elector")
+    if elector:
+        await elector.release()
+    for runner in memo.get("runners", []):
+        await runner.cleanup()
+    kube: Kube | None = memo.get("kube")
+    if kube:
+        kube.close()
+
+
+@kopf.on.event("v1", "configmaps", labels={REQUEST_LABEL: kopf.PRESENT})
+def request_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        controller.on_request_event(event.get("type"), dict(event["object"]))
+
+
+@kopf.on.event("v1", "pods", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
+def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        controller.on_pod_event(dict(event["object"]))

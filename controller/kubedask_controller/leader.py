@@ -1,0 +1,142 @@
+"""Leader election on a coordination.k8s.io Lease, so several replicas never act at once.
+
+Every replica watches and keeps its caches warm; only the holder of the Lease reconciles. This follows
+client-go's leaderelection: a replica takes over only after it has seen the Lease unchanged for a full
+``lease_duration`` by its own clock (no trust in other machines' clocks), and the holder stops acting
+once it has failed to renew for ``renew_deadline`` (< ``lease_duration``), so the two never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from . import metrics
+from .kube import Kube
+
+logger = logging.getLogger(__name__)
+
+
+def default_identity() -> str:
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+
+def _micro_time(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(self, kube: Kube | None, namespace: str, name: str = "kubedask-controller",
+                 identity: str | None = None, lease_duration: float = 30.0, renew_deadline: float = 20.0,
+                 retry_period: float = 5.0, on_started_leading: Callable[[], None] | None = None,
+                 enabled: bool = True) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity or default_identity()
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.on_started_leading = on_started_leading
+        self.enabled = enabled
+        self._renewed_at = float("-inf")  # monotonic time of our last successful acquire/renew
+        self._observed: tuple[Any, ...] | None = None
+        self._observed_at = 0.0
+
+    @property
+    def is_leader(self) -> bool:
+        if not self.enabled:
+            return True
+        return time.monotonic() - self._renewed_at < self.renew_deadline
+
+    async def run(self) -> None:
+        if not self.enabled:
+            metrics.LEADER.set(1)
+            if self.on_started_leading:
+                self.on_started_leading()
+            return
+        while True:
+            was_leader = self.is_leader
+            try:
+                await self._try_acquire_or_renew()
+            except (ApiException, OSError) as exc:
+                logger.warning("leader election: lease %s/%s not renewed: %s", self.namespace, self.name, exc)
+            except Exception:
+                logger.exception("leader election: unexpected error")
+            leader = self.is_leader
+            metrics.LEADER.set(1 if leader else 0)
+            if leader and not was_leader:
+                logger.info("leader election: %s is now the leader", self.identity)
+                if self.on_started_leading:
+                    self.on_started_leading()
+            elif was_leader and not leader:
+                logger.warning("leader election: %s lost the lease", self.identity)
+            await asyncio.sleep(self.retry_period)
+
+    async def _try_acquire_or_renew(self) -> None:
+        assert self.kube is not None
+        now = dt.datetime.now(dt.UTC)
+        lease = await self.kube.get_lease(self.namespace, self.name)
+        spec_new = {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_duration),
+                    "renewTime": _micro_time(now)}
+        if lease is None:
+            spec_new["acquireTime"] = _micro_time(now)
+            try:
+                await self.kube.create_lease(self.namespace, {
+                    "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec_new})
+            except ApiException as exc:
+                if exc.status == 409:
+                    return
+                raise
+            self._renewed_at = time.monotonic()
+            return
+        spec = lease.get("spec") or {}
+        record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
+        mono = time.monotonic()
+        if record != self._observed:
+            self._observed, self._observed_at = record, mono
+        holder = spec.get("holderIdentity")
+        expired = mono - self._observed_at >= float(spec.get("leaseDurationSeconds") or self.lease_duration)
+        if holder and holder != self.identity and not expired:
+            return
+        if holder == self.identity:
+            spec_new["acquireTime"] = spec.get("acquireTime") or _micro_time(now)
+            spec_new["leaseTransitions"] = spec.get("leaseTransitions") or 0
+        else:
+            spec_new["acquireTime"] = _micro_time(now)
+            spec_new["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace,
+                             "resourceVersion": lease["metadata"]["resourceVersion"]},
+                "spec": spec_new}
+        try:
+            await self.kube.replace_lease(self.namespace, self.name, body)
+        except ApiException as exc:
+            if exc.status == 409:  # someone else wrote first; look again next round
+                return
+            raise
+        self._renewed_at = mono
+
+    async def release(self) -> None:
+        """Give the lease up on a clean shutdown so a standby takes over at once."""
+        if not self.enabled or not self.is_leader or self.kube is None:
+            return
+        try:
+            lease = await self.kube.get_lease(self.namespace, self.name)
+            if lease and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+                lease["spec"]["holderIdentity"] = None
+                lease["spec"]["leaseDurationSeconds"] = 1
+                await self.kube.replace_lease(self.namespace, self.name, lease)
+        except Exception:
+            pass
+        self._renewed_at = float("-inf")

@@ -1,0 +1,41 @@
+"""Runtime options, from command-line flags (``python -m kubedask_controller``) or the environment
+(``kopf run -m kubedask_controller``, the Helm chart). One dataclass so both entry points agree."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    policy_file: str | None = None
+    health_port: int | None = 8080
+    metrics_port: int | None = 9090
+    bind_host: str = "0.0.0.0"
+    leader_election: bool = True
+    lease_namespace: str = "default"
+    lease_name: str = "kubedask-controller"
+    resync_interval: float = 300.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Options:
+        env = os.environ if environ is None else environ
+
+        def port(name: str, default: int | None) -> int | None:
+            raw = env.get(name)
+            if raw is None:
+                return default
+            return int(raw) if raw.strip() and raw.strip() != "0" else None
+
+        return cls(
+            policy_file=env.get("KUBEDASK_POLICY_FILE") or None,
+            health_port=port("KUBEDASK_HEALTH_PORT", 8080),
+            metrics_port=port("KUBEDASK_METRICS_PORT", 9090),
+            bind_host=env.get("KUBEDASK_BIND_HOST", "0.0.0.0"),
+            leader_election=env.get("KUBEDASK_LEADER_ELECTION", "true").lower() not in ("0", "false", "no"),
+            lease_namespace=env.get("KUBEDASK_LEASE_NAMESPACE") or env.get("POD_NAMESPACE") or "default",
+            lease_name=env.get("KUBEDASK_LEASE_NAME", "kubedask-controller"),
+            resync_interval=float(env.get("KUBEDASK_RESYNC_INTERVAL", "300")),
+        )

@@ -1,0 +1,211 @@
+"""Desired vs observed -> a plan of actions. Pure: no I/O, no clocks except the ``now`` passed in.
+
+The controller is level-triggered: every pass lists what exists (by label) and asks :func:`plan` what to
+do about the difference. The result is the same whether the pass was triggered by a change, a watch
+event replayed after a restart, or a periodic resync, which is what makes the controller safe to kill at
+any instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kubedask.spec import AdaptSpec, ClusterRequest
+
+from .builders import scheduler_name
+
+DONE_PHASES = ("Succeeded", "Failed")
+
+
+@dataclasses.dataclass(frozen=True)
+class PodInfo:
+    """The few facts about a pod that reconciliation needs."""
+
+    name: str
+    phase: str = "Pending"
+    ready: bool = False
+    deleting: bool = False
+    ip: str | None = None
+    created: str = ""
+    node: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.phase in DONE_PHASES
+
+    @classmethod
+    def from_manifest(cls, pod: Mapping[str, Any]) -> PodInfo:
+        metadata = pod.get("metadata") or {}
+        status = pod.get("status") or {}
+        conditions = status.get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        return cls(
+            name=metadata["name"],
+            phase=status.get("phase") or "Pending",
+            ready=ready,
+            deleting=bool(metadata.get("deletionTimestamp")),
+            ip=status.get("podIP"),
+            created=str(metadata.get("creationTimestamp") or ""),
+            node=(pod.get("spec") or {}).get("nodeName"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """What exists for one request, listed by label, plus in-memory knowledge of in-flight work."""
+
+    scheduler: PodInfo | None = None
+    service: bool = False
+    pdb: bool = False
+    workers: tuple[PodInfo, ...] = ()
+    #: Workers the controller is retiring right now; neither counted nor chosen again.
+    retiring: frozenset[str] = frozenset()
+
+    @property
+    def active_workers(self) -> list[PodInfo]:
+        return [w for w in self.workers if not w.deleting and not w.done and w.name not in self.retiring]
+
+
+# --- actions -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateSchedulerPod:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateService:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class CreatePdb:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateWorkers:
+    count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DeletePod:
+    name: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RetireWorkers:
+    """Ask the scheduler to retire ``count`` workers of its choosing among ``candidates``, then delete
+    their pods. ``candidates`` are running worker pods (newest first), the fallback when the scheduler
+    cannot be asked."""
+
+    count: int
+    candidates: tuple[str, ...]
+
+
+Action = CreateSchedulerPod | CreateService | CreatePdb | CreateWorkers | DeletePod | RetireWorkers
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    desired_workers: int
+
+    @property
+    def idle(self) -> bool:
+        return not self.actions
+
+
+def plan(request: ClusterRequest, observed: Observed, desired_workers: int) -> Plan:
+    """The actions that move ``observed`` towards ``request`` with ``desired_workers`` workers."""
+    actions: list[Action] = []
+    if request.deploy_mode == "remote":
+        scheduler = observed.scheduler
+        if scheduler is None:
+            actions.append(CreateSchedulerPod())
+        elif scheduler.done and not scheduler.deleting:
+            # A scheduler that exited is gone for good (restartPolicy Never): delete it so the next
+            # pass recreates it.
+            actions.append(DeletePod(scheduler.name, f"scheduler pod {scheduler.phase}"))
+        if not observed.service:
+            actions.append(CreateService())
+        if not observed.pdb:
+            actions.append(CreatePdb())
+
+    for worker in observed.workers:
+        if worker.done and not worker.deleting and worker.name not in observed.retiring:
+            actions.append(DeletePod(worker.name, f"worker pod {worker.phase}; it will be replaced"))
+
+    active = observed.active_workers
+    excess = len(active) - desired_workers
+    if excess < 0:
+        actions.append(CreateWorkers(-excess))
+    elif excess > 0:
+        # Pending pods hold no data and do no work, so they go first (newest first).
+        pending = _newest_first(w for w in active if w.phase != "Running")
+        for worker in pending[:excess]:
+            actions.append(DeletePod(worker.name, "scale down: not yet running"))
+        remaining = excess - min(excess, len(pending))
+        if remaining:
+            running = _newest_first(w for w in active if w.phase == "Running")
+            actions.append(RetireWorkers(remaining, tuple(w.name for w in running)))
+    return Plan(tuple(actions), desired_workers)
+
+
+def _newest_first(workers: Iterable[PodInfo]) -> list[PodInfo]:
+    return sorted(workers, key=lambda w: (w.created, w.name), reverse=True)
+
+
+def scheduler_pod_name(request: ClusterRequest) -> str:
+    return scheduler_name(request.name)
+
+
+# --- adaptive scaling, idle and heartbeat decisions ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptState:
+    """What the adaptive loop remembers between looks at the scheduler (in memory only)."""
+
+    target: int
+    last_scale_down: float = float("-inf")
+
+
+def adapt_step(spec: AdaptSpec, state: AdaptState, scheduler_target: int | None, now: float,
+               max_step: int = 100) -> AdaptState:
+    """The next adaptive target: the scheduler's wish clamped to [minimum, maximum], growing by at most
+    ``max_step`` at a time and shrinking only after ``cooldown`` seconds since the last shrink."""
+    current = min(max(state.target, spec.minimum), spec.maximum)
+    if scheduler_target is None:  # scheduler unreachable: hold, but honour the bounds
+        return dataclasses.replace(state, target=current)
+    wanted = min(max(scheduler_target, spec.minimum), spec.maximum)
+    if wanted > current:
+        return dataclasses.replace(state, target=min(wanted, current + max_step))
+    if wanted < current and now - state.last_scale_down >= spec.cooldown:
+        return AdaptState(target=wanted, last_scale_down=now)
+    return dataclasses.replace(state, target=current)
+
+
+def shutdown_reason(request: ClusterRequest, *, now: float, idle_since: float | None,
+                    heartbeat: float | None, observed_since: float) -> str | None:
+    """Why the cluster should shut itself down now, or None.
+
+    ``observed_since`` is when this controller started watching the request, so that a request whose
+    client never wrote a heartbeat (or a controller that just restarted) gets a full timeout first.
+    """
+    if request.idle_timeout is not None and idle_since is not None:
+        idle_for = now - idle_since
+        if idle_for >= request.idle_timeout:
+            return (f"the scheduler has been idle for {int(idle_for)} s (idle-timeout is "
+                    f"{int(request.idle_timeout)} s); shutting the cluster down")
+    if request.client_heartbeat_timeout is not None:
+        last = max(heartbeat if heartbeat is not None else float("-inf"), observed_since)
+        silent = now - last
+        if silent >= request.client_heartbeat_timeout:
+            return (f"no client heartbeat for {int(silent)} s (client-heartbeat-timeout is "
+                    f"{int(request.client_heartbeat_timeout)} s); the client is gone, reaping the cluster")
+    return None

@@ -1,0 +1,111 @@
+"""The status written back to a request: annotation JSON, phase label, and when to write at all.
+
+Pure functions. The status is written only when something a user could see changed (``updatedAt`` and
+unchanged conditions' transition times don't count), so a cluster at rest costs no API writes; and the
+controller ignores its own status writes when deciding whether to reconcile (see ``loop.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from kubedask.spec import (
+    PHASE_LABEL,
+    STATUS_ANNOTATION,
+    ClusterRequest,
+    ClusterStatus,
+    Condition,
+    Phase,
+    WorkerCounts,
+)
+
+from .builders import dashboard_address, scheduler_address
+from .reconcile import Observed
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def invalid_status(message: str, fingerprint: str | None) -> ClusterStatus:
+    return ClusterStatus(
+        phase="Failed", message=message, observed_spec=fingerprint,
+        conditions=[Condition(type="RequestValid", status="False", reason="InvalidRequest", message=message)],
+    )
+
+
+def terminating_status(request: ClusterRequest, message: str) -> ClusterStatus:
+    return ClusterStatus(phase="Terminating", message=message, observed_spec=request.fingerprint,
+                         conditions=[Condition(type="RequestValid", status="True", reason="Valid")])
+
+
+def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, desired_workers: int,
+                   external_address: str | None = None) -> ClusterStatus:
+    """Phase, message, conditions and counts for a valid request in the observed state."""
+    active = observed.active_workers
+    counts = WorkerCounts(
+        requested=desired_workers,
+        created=len(active),
+        running=sum(1 for w in active if w.phase == "Running"),
+        ready=sum(1 for w in active if w.ready),
+    )
+    remote = request.deploy_mode == "remote"
+    scheduler = observed.scheduler
+    scheduler_ready = (not remote) or bool(scheduler and scheduler.ready and not scheduler.deleting)
+    workers_ready = counts.created == desired_workers and counts.running == desired_workers
+    conditions = [Condition(type="RequestValid", status="True", reason="Valid")]
+    if remote:
+        conditions.append(Condition(
+            type="SchedulerReady", status="True" if scheduler_ready else "False",
+            reason="Ready" if scheduler_ready else
+            (f"Scheduler{scheduler.phase}" if scheduler else "Creating"),
+        ))
+    conditions.append(Condition(
+        type="WorkersReady", status="True" if workers_ready else "False",
+        reason="Ready" if workers_ready else "Scaling",
+        message=f"{counts.running}/{desired_workers} workers running",
+    ))
+    phase: Phase
+    if not scheduler_ready:
+        phase, message = "Pending", "waiting for the scheduler pod to become ready"
+    elif not workers_ready:
+        phase = "Scaling"
+        message = f"{counts.running} of {desired_workers} workers running ({counts.created} created)"
+    else:
+        phase, message = "Running", f"{desired_workers} workers running"
+    return ClusterStatus(
+        phase=phase, message=message, conditions=conditions,
+        scheduler_address=scheduler_address(request, namespace),
+        dashboard_address=dashboard_address(request, namespace),
+        external_address=external_address,
+        workers=counts, observed_spec=request.fingerprint,
+    )
+
+
+def _comparable(status: ClusterStatus) -> dict[str, Any]:
+    data = status.model_dump(by_alias=True)
+    data.pop("updatedAt", None)
+    for condition in data["conditions"]:
+        condition.pop("lastTransitionTime", None)
+    return data
+
+
+def status_patch(new: ClusterStatus, previous: ClusterStatus | None, labels: Mapping[str, str],
+                 now: str | None = None) -> dict[str, Any] | None:
+    """A merge patch for the request's metadata, or None when nothing visible changed."""
+    label_ok = labels.get(PHASE_LABEL) == new.phase
+    if previous is not None and _comparable(previous) == _comparable(new) and label_ok:
+        return None
+    now = now or now_iso()
+    before = {c.type: c for c in previous.conditions} if previous else {}
+    conditions = []
+    for condition in new.conditions:
+        old = before.get(condition.type)
+        changed = old is None or old.status != condition.status or not old.last_transition_time
+        conditions.append(condition.model_copy(update={
+            "last_transition_time": now if changed else old.last_transition_time}))  # type: ignore[union-attr]
+    stamped = new.model_copy(update={"conditions": conditions, "updated_at": now})
+    return {"metadata": {"annotations": {STATUS_ANNOTATION: stamped.to_json()},
+                         "labels": {PHASE_LABEL: new.phase}}}

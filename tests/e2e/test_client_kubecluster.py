@@ -1,0 +1,376 @@
+"""The client against the real local cluster and controller: the seed's quickstart and everything around it.
+
+Each test gets a fresh namespace and its own controller process watching only that namespace (so the
+"no controller" test can simply not start one). Clusters are sized for a 2-core machine. Tests whose pods
+must really run are marked ``realnode``; the error cases need only the control plane.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dask.array as da
+import dask.config
+import pytest
+from dask.distributed import Client
+from kubedask import (
+    ControllerNotRespondingError,
+    KubeCluster,
+    KubeConfig,
+    RequestRejectedError,
+    SchedulerStartError,
+    make_pod_spec,
+    spec,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+# The seed's worker-spec.yml with resources that fit this machine, and without EXTRA_PIP_PACKAGES
+# (nothing can be downloaded here).
+WORKER_SPEC = """\
+kind: Pod
+metadata:
+  labels:
+    foo: bar
+spec:
+  restartPolicy: Never
+  containers:
+  - image: ghcr.io/dask/dask:latest
+    imagePullPolicy: IfNotPresent
+    args: [dask-worker, --nthreads, '1', --no-dashboard, --memory-limit, 1GB, --death-timeout, '60']
+    name: dask-worker
+    resources:
+      limits:
+        cpu: "1"
+        memory: 1G
+      requests:
+        cpu: 100m
+        memory: 256M
+"""
+
+
+def eventually(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll ``check`` until it returns something truthy; at the deadline fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture
+def controller(namespace: str, kubeconfig: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The kubedask controller, watching only this test's namespace."""
+    log = (tmp_path / "controller.log").open("wb")
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONPATH": f"{REPO}/client:{REPO}/controller:{REPO}"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubedask_controller",
+            "--namespace",
+            namespace,
+            "--no-leader-election",
+            "--health-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--resync-interval",
+            "5",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    print("controller log tail:\n" + "\n".join((tmp_path / "controller.log").read_text().splitlines()[-40:]))
+
+
+@pytest.fixture
+def cluster_config(namespace: str, kubeconfig: str) -> Iterator[None]:
+    """Dask config so the seed's calls run verbatim in this test's namespace, with bounded waits."""
+    with dask.config.set(
+        {
+            "kubernetes.namespace": namespace,
+            "kubernetes.scheduler-service-wait-timeout": 180,
+            "kubernetes.controller-timeout": 60,
+            "kubernetes.client-heartbeat-timeout": 120,
+            "distributed.comm.timeouts.connect": "60s",
+        }
+    ):
+        yield
+
+
+def request_of(kubectl: Callable[..., str], namespace: str, name: str) -> dict[str, Any] | None:
+    out = kubectl("get", "configmap", "-n", namespace, name, "-o", "json", "--ignore-not-found")
+    return json.loads(out) if out.strip() else None
+
+
+def pod_names(
+    kubectl: Callable[..., str], namespace: str, name: str, component: str | None = None
+) -> list[str]:
+    selector = f"{spec.CLUSTER_NAME_LABEL}={name}" + (
+        f",{spec.COMPONENT_LABEL}={component}" if component else ""
+    )
+    out = kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "jsonpath={.items[*].metadata.name}")
+    return out.split()
+
+
+def n_workers(cluster: KubeCluster) -> int:
+    return len(cluster.scheduler_info["workers"])
+
+
+@pytest.mark.realnode
+def test_seed_quickstart_runs_with_only_the_import_changed(
+    controller: object, cluster_config: None, real_node: str, kubectl: Callable[..., str], namespace: str
+) -> None:
+    pod_spec = make_pod_spec(
+        image="ghcr.io/dask/dask:latest",
+        memory_limit="1G",
+        memory_request="256M",
+        cpu_limit=1,
+        cpu_request="100m",
+    )
+
+    cluster = KubeCluster(pod_spec)
+    try:
+        cluster.scale(10)  # specify number of workers explicitly
+        eventually(
+            lambda: len(pod_names(kubectl, namespace, cluster.name, "worker")) == 10, 120, "10 worker pods"
+        )
+        cluster.scale(2)
+        eventually(
+            lambda: len(pod_names(kubectl, namespace, cluster.name, "worker")) == 2, 180, "2 worker pods"
+        )
+        cluster.adapt(minimum=1, maximum=2)  # or dynamically scale based on current workload
+        data = request_of(kubectl, namespace, cluster.name)["data"]  # type: ignore[index]
+        assert json.loads(data["adapt"])["maximum"] == 2
+
+        client = Client(cluster)
+        array = da.ones((1000, 1000, 1000))
+        assert array.mean().compute() == 1.0
+        client.close()
+    finally:
+        cluster.close()
+    assert request_of(kubectl, namespace, cluster.name) is None
+    assert pod_names(kubectl, namespace, cluster.name) == []
+
+
+@pytest.mark.realnode
+def test_worker_spec_yaml_three_ways(
+    controller: object,
+    cluster_config: None,
+    real_node: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kubectl: Callable[..., str],
+    namespace: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("worker-spec.yml").write_text(WORKER_SPEC)
+
+    def check(cluster: KubeCluster) -> None:
+        with cluster:
+            cluster.scale(1)
+            with Client(cluster) as client:
+                client.wait_for_workers(1, timeout=180)
+                assert client.submit(lambda x: x + 1, 1).result() == 2
+            worker = cluster.pods()[0]
+            assert worker.metadata.labels["foo"] == "bar"
+
+    check(KubeCluster("worker-spec.yml"))
+    check(KubeCluster.from_yaml("worker-spec.yml"))
+    with dask.config.set({"kubernetes.worker-template-path": "worker-spec.yml"}):
+        check(KubeCluster())
+    assert kubectl("get", "pods", "-n", namespace, "-o", "name") == ""
+
+
+@pytest.mark.realnode
+def test_local_deploy_mode_computes_with_workers_in_pods(
+    controller: object,
+    cluster_config: None,
+    real_node: str,
+    tmp_path: Path,
+    kubectl: Callable[..., str],
+    namespace: str,
+) -> None:
+    path = tmp_path / "worker-spec.yml"
+    path.write_text(WORKER_SPEC)
+    with KubeCluster.from_yaml(str(path), deploy_mode="local") as cluster:
+        assert pod_names(kubectl, namespace, cluster.name, "scheduler") == []
+        cluster.scale(2)
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=180)
+            assert da.ones((200, 200, 200), chunks=(50, 200, 200)).mean().compute() == 1.0
+            hosts = client.run(lambda: __import__("socket").gethostname())
+        assert sorted(hosts.values()) == pod_names(kubectl, namespace, cluster.name, "worker")
+
+
+@pytest.mark.realnode
+def test_logs_pods_and_dashboard_are_real(
+    controller: object, cluster_config: None, real_node: str, kubectl: Callable[..., str], namespace: str
+) -> None:
+    with KubeCluster(
+        make_pod_spec(image="ghcr.io/dask/dask:latest", cpu_request="100m"), n_workers=1
+    ) as cluster:
+        cluster.wait_for_workers(1, timeout=180)
+        pods = cluster.pods()
+        assert [p.metadata.name for p in pods] == pod_names(kubectl, namespace, cluster.name, "worker")
+        logs = cluster.get_logs()
+        assert "Scheduler at" in logs["Scheduler"]
+        worker = pods[0].metadata.name
+        assert "Registered to" in logs[worker]
+        assert "Start worker" in cluster.logs(pods[0])
+
+        assert cluster.dashboard_link.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(cluster.dashboard_link.replace("/status", "/health"), timeout=30) as r:
+            assert r.status == 200
+        with urllib.request.urlopen(cluster.dashboard_link, timeout=30) as r:
+            assert r.status == 200, "the dashboard needs bokeh in the Dask image"
+
+
+@pytest.mark.realnode
+def test_reattach_by_name_and_scale(
+    controller: object, cluster_config: None, real_node: str, kubectl: Callable[..., str], namespace: str
+) -> None:
+    with KubeCluster(make_pod_spec(image="ghcr.io/dask/dask:latest", cpu_request="100m")) as cluster:
+        other = KubeCluster.from_name(cluster.name)
+        other.scale(1)
+        cluster.wait_for_workers(1, timeout=180)
+        other.close()  # attached clusters are not deleted on close
+        assert request_of(kubectl, namespace, cluster.name) is not None
+        assert n_workers(cluster) == 1
+
+
+@pytest.mark.realnode
+def test_configmap_only_user_creates_scales_and_closes(
+    controller: object,
+    cluster_config: None,
+    real_node: str,
+    kubectl: Callable[..., str],
+    namespace: str,
+    user_kubeconfig: Callable[[str, str], str],
+) -> None:
+    role = textwrap.dedent(f"""\
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: Role
+        metadata: {{name: dask-user, namespace: {namespace}}}
+        rules:
+        - {{apiGroups: [""], resources: [configmaps],
+            verbs: [get, list, watch, create, patch, update, delete]}}
+        - {{apiGroups: [""], resources: [pods, services], verbs: [get, list]}}
+        - {{apiGroups: [""], resources: [pods/log], verbs: [get]}}
+        - {{apiGroups: [""], resources: [pods/portforward], verbs: [get, create]}}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: RoleBinding
+        metadata: {{name: dask-user, namespace: {namespace}}}
+        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: dask-user}}
+        subjects: [{{kind: ServiceAccount, name: alice, namespace: {namespace}}}]
+        """)
+    path = user_kubeconfig(namespace, "alice")
+    kubectl("apply", "-f", "-", input=role)
+    assert kubectl(
+        "auth", "can-i", "create", "pods", "-n", namespace, kubeconfig_path=path, check=False
+    ).startswith("no")
+
+    cluster = KubeCluster(
+        make_pod_spec(image="ghcr.io/dask/dask:latest", cpu_request="100m"), auth=KubeConfig(path)
+    )
+    try:
+        cluster.scale(2)
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=180)
+            assert client.submit(sum, [1, 2, 3]).result() == 6
+        assert len(cluster.get_logs()) == 4  # Cluster, Scheduler and two workers
+    finally:
+        cluster.close()
+    assert request_of(kubectl, namespace, cluster.name) is None
+    assert pod_names(kubectl, namespace, cluster.name) == []
+
+
+@pytest.mark.realnode
+def test_sigkilled_client_is_reaped_within_the_heartbeat_timeout(
+    controller: object,
+    real_node: str,
+    kubectl: Callable[..., str],
+    namespace: str,
+    kubeconfig: str,
+    tmp_path: Path,
+) -> None:
+    script = textwrap.dedent(f"""\
+        import time
+        from kubedask import KubeCluster, make_pod_spec
+        cluster = KubeCluster(make_pod_spec(image="ghcr.io/dask/dask:latest", cpu_request="100m"),
+                              namespace={namespace!r}, n_workers=1, client_heartbeat_timeout=20,
+                              scheduler_service_wait_timeout=180, controller_timeout=60, quiet=True)
+        print(cluster.name, flush=True)
+        time.sleep(3600)
+        """)
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONPATH": f"{REPO}/client"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        name = proc.stdout.readline().strip()
+        assert name, "the client process did not start its cluster"
+        eventually(lambda: pod_names(kubectl, namespace, name, "worker"), 180, "a worker pod")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed = time.monotonic()
+        eventually(lambda: request_of(kubectl, namespace, name) is None, 20 + 60, "the request to be reaped")
+        eventually(lambda: pod_names(kubectl, namespace, name) == [], 60, "the pods to go")
+        assert time.monotonic() - killed < 20 + 120
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_no_controller_is_reported_within_the_timeout(kubeconfig: str, namespace: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ControllerNotRespondingError, match="No kubedask controller acted on request"):
+        KubeCluster(
+            make_pod_spec(image="ghcr.io/dask/dask:latest"), namespace=namespace, controller_timeout=5
+        )
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.realnode
+def test_unpullable_image_is_reported_with_the_pod_event(
+    controller: object, cluster_config: None, real_node: str, kubectl: Callable[..., str], namespace: str
+) -> None:
+    with pytest.raises(SchedulerStartError, match=r"ErrImagePull|ImagePullBackOff") as info:
+        KubeCluster(make_pod_spec(image="kubedask.local/no-such-image:1"))
+    assert "no-such-image" in str(info.value)
+    eventually(
+        lambda: kubectl("get", "configmaps", "-n", namespace, "-l", spec.REQUEST_LABEL, "-o", "name") == "",
+        60,
+        "the failed request to be deleted",
+    )
+
+
+def test_invalid_request_reports_the_controllers_message(controller: object, cluster_config: None) -> None:
+    pod = make_pod_spec(image="ghcr.io/dask/dask:latest", extra_pod_config={"hostNetwork": True})
+    with pytest.raises(RequestRejectedError, match=r"(?i)hostnetwork"):
+        KubeCluster(pod)

@@ -1,0 +1,379 @@
+"""The Helm chart and the plain manifests, checked without a cluster: lint, schema, least privilege,
+the restricted pod, and that the manifests are exactly what the chart renders with its defaults."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from installkit import (
+    CHART,
+    MANIFESTS,
+    MANIFESTS_ALL_NAMESPACES,
+    NON_DEFAULT_VALUES,
+    REPO,
+    Doc,
+    by_key,
+    controller_container,
+    find,
+    helm_run,
+    key,
+    load_dir,
+    one,
+    package_version,
+    render,
+    set_args,
+    without_helm_bookkeeping,
+)
+
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def rules_of(doc: Doc) -> list[dict[str, Any]]:
+    return list(doc.get("rules") or [])
+
+
+def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples a set of rules grants (resourceNames ignored)."""
+    return {
+        (g, r, v)
+        for rule in rules
+        for g in rule.get("apiGroups", [""])
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Lint, versions, schema
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, NON_DEFAULT_VALUES, {"allNamespaces": True}],
+    ids=["defaults", "non-default", "all-namespaces"],
+)
+def test_helm_lint_is_clean(helm: str, values: dict[str, Any]) -> None:
+    proc = helm_run(helm, "lint", "--strict", str(CHART), *set_args(values))
+    assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
+    assert not re.search(r"\[(INFO|WARNING|ERROR)\]", proc.stdout), proc.stdout
+
+
+def test_chart_and_app_version_are_the_package_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["version"] == chart["appVersion"] == package_version()
+
+
+def test_manifests_name_the_image_of_this_version() -> None:
+    for docs in (load_dir(MANIFESTS), load_dir(MANIFESTS_ALL_NAMESPACES)):
+        image = controller_container(docs)["image"]
+        assert image == f"ghcr.io/kubedask/kubedask-controller:{package_version()}"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"watchNamespace": ["typo"]},  # unknown key
+        {"logLevel": "verbose"},  # not a level
+        {"allNamespaces": True, "watchNamespaces": ["a"]},  # both scopes at once
+        {"watchNamespaces": ["Not_A_Namespace"]},  # not a DNS label
+        {"policy": {"allowHostNetwork": True}},  # not a policy field the controller knows
+        {"policy": {"maxWorkers": -1}},
+        {"image": {"repository": "x", "digest": "latest"}},  # not a digest
+        {"replicas": "two"},
+    ],
+    ids=lambda v: ",".join(v),
+)
+def test_schema_rejects_bad_values(helm: str, bad: dict[str, Any]) -> None:
+    proc = helm_run(helm, "template", "kubedask", str(CHART), *set_args(bad), check=False)
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema" in proc.stderr, proc.stderr
+
+
+def test_service_account_name_is_required_when_not_created(helm: str) -> None:
+    no_account = set_args({"serviceAccount": {"create": False}})
+    proc = helm_run(helm, "template", "kubedask", str(CHART), *no_account, check=False)
+    assert proc.returncode != 0 and "serviceAccount.name is required" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Scope and least privilege
+
+
+def test_default_install_is_namespaced_to_the_release_namespace(helm: str) -> None:
+    docs = render(helm, namespace="analytics", release="dask")
+    assert find(docs, "ClusterRoleBinding") == []
+    # The only cluster-scoped object is the (unbound) user role.
+    assert [d["metadata"]["name"] for d in find(docs, "ClusterRole")] == ["dask-kubedask-user"]
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in find(docs, "Role")}
+    assert roles == {
+        ("analytics", "dask-kubedask-controller"),
+        ("analytics", "dask-kubedask-controller-leader-election"),
+    }
+    for doc in docs:
+        if doc["kind"] not in ("ClusterRole",):
+            assert doc["metadata"]["namespace"] == "analytics", key(doc)
+    assert "--namespace=analytics" in controller_container(docs)["args"]
+    assert "--all-namespaces" not in controller_container(docs)["args"]
+
+
+def test_watch_namespaces_get_one_role_each_and_nothing_else(helm: str) -> None:
+    docs = render(helm, NON_DEFAULT_VALUES, namespace="dask-system")
+    controller_roles = {d["metadata"]["namespace"] for d in find(docs, "Role", "dask-control-controller")}
+    assert controller_roles == {"team-a", "team-b"}
+    for binding in find(docs, "RoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "dask-controller", "namespace": "dask-system"}
+        ]
+    args = controller_container(docs)["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+    assert find(docs, "ClusterRoleBinding") == []
+
+
+def test_all_namespaces_uses_a_cluster_role_with_the_same_rules(helm: str) -> None:
+    namespaced = render(helm)
+    cluster = render(helm, {"allNamespaces": True})
+    cluster_role = one(cluster, "ClusterRole", "kubedask-controller")
+    assert rules_of(cluster_role) == rules_of(one(namespaced, "Role", "kubedask-controller"))
+    binding = one(cluster, "ClusterRoleBinding", "kubedask-controller")
+    assert binding["roleRef"]["name"] == "kubedask-controller"
+    assert find(cluster, "Role", "kubedask-controller") == []
+    assert "--all-namespaces" in controller_container(cluster)["args"]
+    # Leader election stays namespaced in every mode.
+    assert one(cluster, "Role", "kubedask-controller-leader-election")["metadata"]["namespace"] == "kubedask"
+
+
+def test_rbac_create_false_renders_no_rbac(helm: str) -> None:
+    docs = render(helm, {"rbac": {"create": False, "userRole": {"create": False}}})
+    assert not [d for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
+
+
+def test_controller_rules_grant_no_secrets_no_wildcards_no_escalation(helm: str) -> None:
+    for values in ({}, {"allNamespaces": True}):
+        docs = render(helm, values)
+        for role in find(docs, "Role") + find(docs, "ClusterRole", "kubedask-controller"):
+            for rule in rules_of(role):
+                assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+                assert "secrets" not in rule["resources"], rule
+                assert not set(rule["verbs"]) & {"escalate", "bind", "impersonate"}, rule
+                assert not set(rule["resources"]) & {
+                    "pods/exec",
+                    "pods/attach",
+                    "nodes",
+                    "namespaces",
+                    "roles",
+                    "rolebindings",
+                    "serviceaccounts/token",
+                }, rule
+
+
+# What each Kubernetes client method the controller calls needs: (apiGroup, resource, verb).
+_VERBS = {
+    "create": "create",
+    "delete": "delete",
+    "list": "list",
+    "read": "get",
+    "patch": "patch",
+    "replace": "update",
+}
+_RESOURCES = {
+    "pod": ("", "pods"),
+    "service": ("", "services"),
+    "config_map": ("", "configmaps"),
+    "event": ("", "events"),
+    "pod_disruption_budget": ("policy", "poddisruptionbudgets"),
+    "lease": ("coordination.k8s.io", "leases"),
+}
+
+
+def controller_api_calls() -> set[tuple[str, str, str]]:
+    """Every API call in the controller's sources, from `self.core.create_namespaced_pod`-style calls,
+    plus Kopf's list+watch of the resources it has handlers for."""
+    needed: set[tuple[str, str, str]] = set()
+    sources = sorted((REPO / "controller" / "kubedask_controller").glob("*.py"))
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr in ("core", "policy", "coordination", "apps", "events")
+            ):
+                match = re.fullmatch(
+                    r"(create|delete|list|read|patch|replace)_namespaced_(\w+?)(_status)?", node.attr
+                )
+                assert match, f"{source.name}: unrecognised API call {node.attr}: extend this test"
+                verb, resource = _VERBS[match[1]], _RESOURCES[match[2]]
+                needed.add((resource[0], resource[1] + ("/status" if match[3] else ""), verb))
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "event"
+                and getattr(getattr(node.func, "value", None), "attr", None) == "on"
+            ):
+                group_version, plural = (ast.literal_eval(a) for a in node.args[:2])
+                group = "" if group_version == "v1" else group_version.split("/")[0]
+                needed |= {(group, plural, "list"), (group, plural, "watch")}
+    assert needed, "found no API calls in the controller: has it moved?"
+    return needed
+
+
+def test_controller_rbac_is_exactly_what_the_controller_calls(helm: str) -> None:
+    docs = render(helm)
+    grants = granted(rules_of(one(docs, "Role", "kubedask-controller")))
+    grants |= granted(rules_of(one(docs, "Role", "kubedask-controller-leader-election")))
+    needed = controller_api_calls()
+    assert needed - grants == set(), "the controller calls APIs its RBAC does not allow"
+    assert grants - needed == set(), "the RBAC grants verbs the controller never uses"
+
+
+def test_leader_election_role_renews_only_its_own_lease(helm: str) -> None:
+    docs = render(helm, release="one")
+    rules = rules_of(one(docs, "Role", "one-kubedask-controller-leader-election"))
+    named = [r for r in rules if set(r["verbs"]) & {"get", "update"}]
+    assert named and all(r.get("resourceNames") == ["one-kubedask-controller"] for r in named)
+    lease = one(docs, "Lease")
+    assert lease["metadata"]["name"] == "one-kubedask-controller"
+    env = {e["name"]: e.get("value") for e in controller_container(docs)["env"]}
+    assert env["KUBEDASK_LEASE_NAME"] == "one-kubedask-controller"
+
+
+def test_user_role_lets_users_request_clusters_but_not_run_pods(helm: str) -> None:
+    grants = granted(rules_of(one(render(helm), "ClusterRole", "kubedask-user")))
+    for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+        assert ("", "configmaps", verb) in grants
+    for resource in ("pods", "services"):
+        assert {("", resource, v) for v in ("get", "list", "watch")} <= grants
+        assert not {("", resource, v) for v in ("create", "update", "patch", "delete")} & grants
+    assert ("", "pods/log", "get") in grants
+    assert ("", "pods/portforward", "create") in grants
+    assert not {g for g in grants if g[1] in ("secrets", "pods/exec", "pods/attach")}
+
+
+# ---------------------------------------------------------------------------------------------
+# The controller pod
+
+
+@pytest.mark.parametrize("values", [{}, NON_DEFAULT_VALUES], ids=["defaults", "non-default"])
+def test_controller_pod_meets_the_restricted_pod_security_level(helm: str, values: dict[str, Any]) -> None:
+    pod = one(render(helm, values), "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+    container = pod["containers"][0]
+    assert container["securityContext"] == RESTRICTED_CONTAINER
+    volumes = {v["name"]: set(v) - {"name"} for v in pod["volumes"]}
+    assert volumes == {"policy": {"configMap"}, "tmp": {"emptyDir"}}  # nothing from the host
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "health"
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+def test_non_default_values_reach_the_pod(helm: str) -> None:
+    docs = render(helm, NON_DEFAULT_VALUES)
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert deployment["spec"]["replicas"] == 2
+    assert container["image"] == "registry.example.com/kubedask-controller:0.1.0-rc1"
+    assert container["imagePullPolicy"] == "Always"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["serviceAccountName"] == "dask-controller"
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["nodeSelector"] == NON_DEFAULT_VALUES["nodeSelector"]
+    assert pod["tolerations"] == NON_DEFAULT_VALUES["tolerations"]
+    assert pod["affinity"] == NON_DEFAULT_VALUES["affinity"]
+    assert container["resources"] == NON_DEFAULT_VALUES["resources"]
+    assert "--log-level=DEBUG" in container["args"] and "--resync-interval=120" in container["args"]
+    assert {"name": "KUBEDASK_RESYNC_INTERVAL", "value": "120"} in container["env"]
+    assert deployment["spec"]["template"]["metadata"]["labels"]["example.com/cost-centre"] == "42"
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["example.com/team"] == "data"
+    sa = one(docs, "ServiceAccount")
+    assert sa["metadata"]["annotations"] == {"iam.example.com/role": "x"}
+    monitor = one(docs, "ServiceMonitor")
+    service = one(docs, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "metrics"
+
+
+def test_image_digest_pins_the_image(helm: str) -> None:
+    digest = "sha256:" + "a" * 64
+    image = controller_container(render(helm, {"image": {"repository": "r/c", "digest": digest}}))["image"]
+    assert image == f"r/c@{digest}"
+
+
+def test_metrics_disabled_renders_no_service_or_port(helm: str) -> None:
+    docs = render(helm, {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}})
+    assert find(docs, "Service") == [] and find(docs, "ServiceMonitor") == []
+    assert [p["name"] for p in controller_container(docs)["ports"]] == ["health"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy: what the chart renders is what the controller reads
+
+
+def test_policy_values_are_read_by_the_controller_as_given(helm: str, tmp_path: Path) -> None:
+    from kubedask_controller.policy import load_policy
+
+    config_map = one(render(helm, NON_DEFAULT_VALUES), "ConfigMap")
+    (tmp_path / "policy.yaml").write_text(config_map["data"]["policy.yaml"])
+    policy = load_policy(tmp_path / "policy.yaml", environ={})
+    assert policy.model_dump(by_alias=True) == {
+        k: tuple(v) if isinstance(v, list) else v for k, v in NON_DEFAULT_VALUES["policy"].items()
+    }
+
+
+def test_default_policy_is_the_controllers_default(helm: str, tmp_path: Path) -> None:
+    from kubedask_controller.policy import Policy, load_policy
+
+    for docs in (render(helm), load_dir(MANIFESTS)):
+        (tmp_path / "policy.yaml").write_text(one(docs, "ConfigMap")["data"]["policy.yaml"])
+        assert load_policy(tmp_path / "policy.yaml", environ={}) == Policy()
+
+
+def test_policy_change_rolls_the_controller(helm: str) -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        return str(
+            one(render(helm, values), "Deployment")["spec"]["template"]["metadata"]["annotations"][
+                "checksum/policy"
+            ]
+        )
+
+    assert checksum({}) == checksum({"logLevel": "debug"})
+    assert checksum({}) != checksum({"policy": {"maxWorkers": 10}})
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain manifests are the chart's defaults
+
+
+@pytest.mark.parametrize(
+    ("directory", "values"),
+    [(MANIFESTS, {}), (MANIFESTS_ALL_NAMESPACES, {"allNamespaces": True})],
+    ids=["namespaced", "all-namespaces"],
+)
+def test_manifests_are_what_the_chart_renders(helm: str, directory: Path, values: dict[str, Any]) -> None:
+    chart = by_key(without_helm_bookkeeping(d) for d in render(helm, values))
+    manifests = by_key(without_helm_bookkeeping(d) for d in load_dir(directory))
+    namespace = manifests.pop(("Namespace", "", "kubedask"))  # Helm leaves namespaces to --create-namespace
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
+    assert sorted(manifests) == sorted(chart)
+    for k in chart:
+        assert manifests[k] == chart[k], f"{k} differs between {directory.relative_to(REPO)} and the chart"
+
+
+def test_manifest_files_apply_in_dependency_order() -> None:
+    for directory in (MANIFESTS, MANIFESTS_ALL_NAMESPACES):
+        docs = load_dir(directory)
+        assert docs[0]["kind"] == "Namespace", "kubectl apply -f applies files in name order"
+        kinds = [d["kind"] for d in docs]
+        assert kinds.index("ServiceAccount") < kinds.index("Deployment")
+        assert kinds.index("Lease") < kinds.index("Deployment")

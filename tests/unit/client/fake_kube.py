@@ -1,0 +1,204 @@
+"""A tiny fake Kubernetes API (ConfigMaps, pods, logs, events) plus a scripted fake controller.
+
+Enough of the API for KubeCluster's calls, served over real HTTP on 127.0.0.1 from a background thread,
+so the blocking kubernetes client talks to it exactly as it would to an API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from kubedask import spec
+
+Manifest = dict[str, Any]
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def not_found(what: str) -> web.Response:
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": "NotFound",
+        "message": f"{what} not found",
+        "code": 404,
+    }
+    return web.json_response(body, status=404)
+
+
+class FakeKube:
+    """State of the fake API; ``on_create(manifest)`` lets a test play the controller."""
+
+    def __init__(self) -> None:
+        self.configmaps: dict[tuple[str, str], Manifest] = {}
+        self.pods: dict[tuple[str, str], Manifest] = {}
+        self.logs: dict[str, str] = {}
+        self.events: list[Manifest] = []
+        self.patches: list[Manifest] = []
+        self.on_create: Callable[[FakeKube, Manifest], None] = lambda kube, cm: None
+        self.lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- helpers for tests ----------------------------------------------------------------------------
+
+    def set_status(self, namespace: str, name: str, **status: Any) -> None:
+        with self.lock:
+            cm = self.configmaps[(namespace, name)]
+            cm["metadata"].setdefault("annotations", {})[spec.STATUS_ANNOTATION] = json.dumps(status)
+
+    def add_pod(
+        self, namespace: str, name: str, cluster: str, component: str, status: Manifest | None = None
+    ) -> None:
+        with self.lock:
+            self.pods[(namespace, name)] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {spec.CLUSTER_NAME_LABEL: cluster, spec.COMPONENT_LABEL: component},
+                },
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+                "status": status or {"phase": "Running"},
+            }
+
+    # --- HTTP handlers --------------------------------------------------------------------------------
+
+    async def create_cm(self, request: web.Request) -> web.Response:
+        ns = request.match_info["ns"]
+        body = await request.json()
+        name = body["metadata"]["name"]
+        with self.lock:
+            if (ns, name) in self.configmaps:
+                return web.json_response(
+                    {"kind": "Status", "reason": "AlreadyExists", "code": 409}, status=409
+                )
+            body["metadata"]["namespace"] = ns
+            body["metadata"]["uid"] = f"uid-{name}"
+            self.configmaps[(ns, name)] = body
+        self.on_create(self, body)
+        return web.json_response(body, status=201)
+
+    async def get_cm(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        with self.lock:
+            cm = copy.deepcopy(self.configmaps.get(key))
+        return web.json_response(cm) if cm else not_found("configmap")
+
+    async def patch_cm(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        assert request.content_type == "application/merge-patch+json", request.content_type
+        patch = await request.json()
+        with self.lock:
+            if key not in self.configmaps:
+                return not_found("configmap")
+            self.patches.append(patch)
+            self.configmaps[key] = merge_patch(self.configmaps[key], patch)
+            return web.json_response(self.configmaps[key])
+
+    async def delete_cm(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        with self.lock:
+            cm = self.configmaps.pop(key, None)
+            if cm is None:
+                return not_found("configmap")
+            # Garbage collection of the owned pods, instantly.
+            cluster = key[1]
+            for pod_key in [
+                k
+                for k, p in self.pods.items()
+                if p["metadata"]["labels"].get(spec.CLUSTER_NAME_LABEL) == cluster
+            ]:
+                del self.pods[pod_key]
+        return web.json_response({"kind": "Status", "status": "Success"})
+
+    async def list_pods(self, request: web.Request) -> web.Response:
+        ns = request.match_info["ns"]
+        wanted = dict(
+            part.split("=", 1) for part in request.query.get("labelSelector", "").split(",") if part
+        )
+        with self.lock:
+            items = [
+                copy.deepcopy(p)
+                for (pns, _), p in self.pods.items()
+                if pns == ns and all(p["metadata"]["labels"].get(k) == v for k, v in wanted.items())
+            ]
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+
+    async def get_pod(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        with self.lock:
+            pod = copy.deepcopy(self.pods.get(key))
+        return web.json_response(pod) if pod else not_found("pod")
+
+    async def pod_log(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.logs:
+            return not_found("pod")
+        return web.Response(text=self.logs[name])
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": self.events}
+        )
+
+    # --- serving --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        ready = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            base = "/api/v1/namespaces/{ns}"
+            app.router.add_post(base + "/configmaps", self.create_cm)
+            app.router.add_get(base + "/configmaps/{name}", self.get_cm)
+            app.router.add_patch(base + "/configmaps/{name}", self.patch_cm)
+            app.router.add_delete(base + "/configmaps/{name}", self.delete_cm)
+            app.router.add_get(base + "/pods", self.list_pods)
+            app.router.add_get(base + "/pods/{name}", self.get_pod)
+            app.router.add_get(base + "/pods/{name}/log", self.pod_log)
+            app.router.add_get(base + "/events", self.list_events)
+            self._runner = web.AppRunner(app)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            loop.run_until_complete(site.start())
+            self.port = self._runner.addresses[0][1]
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
