@@ -79,14 +79,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("v1", "configmaps", labels={REQUEST_LABEL: kopf.PRESENT})
-def request_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def request_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.on_request_event(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("v1", "pods", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
-def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.on_pod_event(dict(event["object"]))
