@@ -51,6 +51,8 @@ BASE_PACKAGES = ["python3"]
 DASK_TAG = "ghcr.io/dask/dask:latest"
 DASK_PROJECT_REPO = "kubedask.local/dask"
 CONTROLLER_BASE_REPO = "kubedask.local/controller-base"
+# Repositories of images built here (as opposed to the classic names they also carry).
+LOCAL_REPOS = ("kubedask.local/",)
 # containerd's sandbox_image is set to this name (node.py), and the local pause image carries it.
 PAUSE_TAG = "registry.k8s.io/pause:3.10"
 
@@ -407,7 +409,10 @@ import sys
 
 from distributed.cli.{module} import main
 
-sys.exit(main())
+# The guard matters: the nanny starts its worker with multiprocessing "spawn", which imports this
+# script again as a module.
+if __name__ == "__main__":
+    sys.exit(main())
 """
 CLASSIC_SCRIPTS = {
     "dask-scheduler": _CLI_WRAPPER.format(module="dask_scheduler"),

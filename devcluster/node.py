@@ -19,9 +19,10 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devcluster import build, cni, dns, images, pki
+from devcluster import build, cni, dns, images, paths, pki
 from devcluster.cluster import CLUSTER_DNS_IP, NODE_IP, POD_CIDR, REAL_NODE_NAME, Cluster, free_port
 from devcluster.processes import ComponentError, log_tail
 
@@ -37,7 +38,9 @@ class NodeDirs:
 
     def __init__(self, cluster: Cluster) -> None:
         self.root = cluster.dir / "node"
-        self.containerd_root = self.root / "containerd" / "root"
+        # Image content outlives the instance (only one real node runs per machine, see claim()), so a
+        # warm `up` needn't import the Dask image again; containers and tasks are removed at `down`.
+        self.containerd_root = paths.cache_dir() / "node-containerd"
         self.containerd_state = self.root / "containerd" / "state"
         self.containerd_sock = self.root / "containerd" / "containerd.sock"
         self.containerd_config = self.root / "containerd" / "config.toml"
@@ -120,15 +123,27 @@ def start_containerd(cluster: Cluster, dirs: NodeDirs) -> None:
     )
 
 
-def ensure_images(dirs: NodeDirs) -> None:
+def ensure_images(dirs: NodeDirs, wanted: list[images.Image] | None = None) -> None:
     """Import the node's images unless containerd already has them (by tag and content)."""
-    wanted = images.node_images()
+    wanted = images.node_images() if wanted is None else wanted
     listed = subprocess.run(
         [*dirs.ctr(), "-n", "k8s.io", "images", "ls", "-q"], capture_output=True, text=True
     )
     have = set(listed.stdout.split())
     missing = [img for img in wanted if not set(img.tags) <= have]
     images.import_images(missing, dirs.ctr())
+    # Older builds of our own images would pile up in the persistent content store; containerd's
+    # garbage collector frees their layers once the tags are gone.
+    current = {tag for img in wanted for tag in img.tags}
+    stale = [
+        ref
+        for ref in have
+        if ref.startswith(images.LOCAL_REPOS)
+        and ref not in current
+        and any(ref.split(":")[0] == tag.split(":")[0] for tag in current)
+    ]
+    if stale:
+        subprocess.run([*dirs.ctr(), "-n", "k8s.io", "images", "rm", *stale], capture_output=True)
 
 
 def _containers(dirs: NodeDirs) -> list[str]:
@@ -334,7 +349,11 @@ def node_ready(cluster: Cluster) -> bool:
 # ownership: one real node per machine
 
 
-def _claim(cluster: Cluster) -> None:
+def claim(cluster: Cluster) -> None:
+    """Fail early, naming the holder, if another instance runs this machine's real node; else take it.
+
+    `up` may call this before starting anything else (the node address and bridge are shared too).
+    """
     try:
         owner = OWNER_FILE.read_text().strip()
     except FileNotFoundError:
@@ -357,26 +376,31 @@ def start_real_node(cluster: Cluster) -> None:
     """Bring up the real node and return once it is Ready (the control plane must be up)."""
     started = time.monotonic()
     dirs = NodeDirs(cluster)
-    _claim(cluster)
+    claim(cluster)
     stop_real_node(cluster, quiet=True)  # leftovers of a killed run
-    _claim(cluster)
+    claim(cluster)
     cni.enable_forwarding()
     cni.install_guard()
     node_certificates(cluster)
     _say("building images (cached) ...")
     images.node_images()
     start_containerd(cluster, dirs)
-    ensure_images(dirs)
-    cni.write_conflist(dirs.cni_conf, dirs.cni_ipam)
-    dns.ensure_service(cluster)
-    dns_ready = dns.start_coredns(cluster, dirs.coredns)
-    kubelet_healthz = start_kubelet(cluster, dirs)
-    proxy_healthz = start_kube_proxy(cluster, dirs)
-    procs = cluster.processes
-    procs.wait_healthy("kubelet", lambda: _http_ok(kubelet_healthz, "/healthz"), timeout=60)
-    procs.wait_healthy("kubelet", lambda: node_ready(cluster), timeout=90)
-    procs.wait_healthy("kube-proxy", lambda: _http_ok(proxy_healthz, "/healthz"), timeout=60)
-    procs.wait_healthy(dns.PROCESS, lambda: _http_ok(dns_ready, "/ready"), timeout=60)
+    # The pause image first (every sandbox needs it); the big Dask image imports while the rest of the
+    # node starts, and `up` returns only once both are in.
+    ensure_images(dirs, [images.pause_image()])
+    with ThreadPoolExecutor(1) as pool:
+        dask_import = pool.submit(ensure_images, dirs, [images.dask_image()])
+        cni.write_conflist(dirs.cni_conf, dirs.cni_ipam)
+        dns.ensure_service(cluster)
+        dns_ready = dns.start_coredns(cluster, dirs.coredns)
+        kubelet_healthz = start_kubelet(cluster, dirs)
+        proxy_healthz = start_kube_proxy(cluster, dirs)
+        procs = cluster.processes
+        procs.wait_healthy("kubelet", lambda: _http_ok(kubelet_healthz, "/healthz"), timeout=60)
+        procs.wait_healthy("kubelet", lambda: node_ready(cluster), timeout=90)
+        procs.wait_healthy("kube-proxy", lambda: _http_ok(proxy_healthz, "/healthz"), timeout=60)
+        procs.wait_healthy(dns.PROCESS, lambda: _http_ok(dns_ready, "/ready"), timeout=60)
+        dask_import.result()
     _say(f"real node {REAL_NODE_NAME} Ready in {time.monotonic() - started:.1f}s")
 
 
@@ -461,7 +485,7 @@ def stop_real_node(cluster: Cluster, quiet: bool = False) -> None:
     for name in ("kube-proxy", "kubelet", dns.PROCESS):
         procs.stop(name)
     netns: list[Path] = []
-    if dirs.containerd_root.exists():
+    if dirs.containerd_state.exists():
         if not procs.alive("containerd"):
             # A killed run: containerd's metadata still knows the containers, so ask it to clean them up.
             try:
@@ -476,6 +500,7 @@ def stop_real_node(cluster: Cluster, quiet: bool = False) -> None:
         subprocess.run(["umount", str(path)], capture_output=True)
         path.unlink(missing_ok=True)
     _unmount_under(dirs.root)
+    _unmount_under(dirs.containerd_root)
     cni.remove_bridge()
     removed = cni.remove_chains(CHAIN_PREFIXES)
     _remove_cgroups()
@@ -483,7 +508,9 @@ def stop_real_node(cluster: Cluster, quiet: bool = False) -> None:
     if OWNER_FILE.exists() and OWNER_FILE.read_text().strip() == str(cluster.dir):
         OWNER_FILE.unlink()
     if not quiet:
-        _say(f"real node stopped in {time.monotonic() - started:.1f}s ({len(removed)} iptables chains removed)")
+        _say(
+            f"real node stopped in {time.monotonic() - started:.1f}s ({len(removed)} iptables chains removed)"
+        )
 
 
 def health(cluster: Cluster) -> dict[str, str]:

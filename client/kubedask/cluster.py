@@ -293,7 +293,7 @@ class KubeCluster(Cluster):
 
     async def _create_request(self) -> dict[str, Any]:
         assert self._api is not None
-        address = self._local_worker_address() if self._deploy_mode == "local" else None
+        address = await self._local_worker_address() if self._deploy_mode == "local" else None
         if self.apply_default_affinity == "none":
             logger.info(
                 "apply_default_affinity='none': the controller still adds its preferred node affinity"
@@ -463,6 +463,8 @@ class KubeCluster(Cluster):
                     [spec.SCHEDULER_PORT, spec.DASHBOARD_PORT],
                 )
                 await self._forward.start()
+                if route.address is None:  # the scheduler itself goes through the forward
+                    await self._forward.check(spec.SCHEDULER_PORT)
                 self._dashboard_hostport = (
                     self._forward.host,
                     self._forward.local_ports[spec.DASHBOARD_PORT],
@@ -503,17 +505,14 @@ class KubeCluster(Cluster):
         )
         await self._local_scheduler
 
-    def _local_worker_address(self) -> str:
+    async def _local_worker_address(self) -> str:
         """The address pods use to reach the in-process scheduler."""
-        assert self._local_scheduler is not None
+        assert self._local_scheduler is not None and self._api is not None and self._loaded_auth is not None
         port = port_of(self._local_scheduler.address)
         protocol = self._protocol.split("://")[0]
-        return f"{protocol}://{local_scheduler_ip(self.host, self._interface, self._api_host())}:{port}"
-
-    def _api_host(self) -> str | None:
-        if self._loaded_auth is None:
-            return None
-        return host_of(self._loaded_auth.configuration.host)
+        # Towards the address the API server advertises to pods first: pods reach it by construction.
+        targets = [*await self._api.apiserver_endpoints(), host_of(self._loaded_auth.configuration.host)]
+        return f"{protocol}://{local_scheduler_ip(self.host, self._interface, targets)}:{port}"
 
     # --- heartbeat ------------------------------------------------------------------------------------
 
@@ -750,16 +749,18 @@ class KubeCluster(Cluster):
         self.status = Status.closed
 
 
-def local_scheduler_ip(host: str | None, interface: str | None, api_host: str | None) -> str:
+def local_scheduler_ip(host: str | None, interface: str | None, targets: Iterable[str] = ()) -> str:
     """The IP that pods use to reach a scheduler running in this process (``deploy_mode="local"``).
 
-    In order: an explicit ``host`` (not a wildcard), the IPv4 address of ``interface``, the local address
-    of the route towards the API server (when it is not loopback), the local address of the default route.
-    Finding a route sends no packet (a UDP socket is only "connected"). Pods must be able to reach that
-    address; on the local development cluster pods reach every host address through the bridge ``cni0``.
+    In order: an explicit ``host`` (not a wildcard); the IPv4 address of ``interface``; the local address
+    of the route towards each of ``targets`` that is not loopback (KubeCluster passes the address the API
+    server advertises to pods, then the API server address of the kubeconfig); the local address of the
+    default route. Finding a route sends no packet (a UDP socket is only "connected"). On the local
+    development cluster the API server advertises the host-only node address, which is this machine, so
+    that address is chosen; elsewhere pass ``host=`` or ``interface=`` when the guess is wrong.
 
     Example:
-        >>> local_scheduler_ip("10.0.0.5", None, None)
+        >>> local_scheduler_ip("10.0.0.5", None)
         '10.0.0.5'
     """
     if host and host not in ("0.0.0.0", "::", ""):
@@ -768,7 +769,7 @@ def local_scheduler_ip(host: str | None, interface: str | None, api_host: str | 
         from distributed.utils import get_ip_interface
 
         return str(get_ip_interface(interface))
-    for target in (api_host, "10.255.255.255"):
+    for target in (*targets, "10.255.255.255"):
         if not target:
             continue
         try:

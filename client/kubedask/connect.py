@@ -34,6 +34,10 @@ PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"
 _CHUNK = 64 * 1024
 
 
+class PortForwardError(ConnectionError):
+    """The API server refused or failed a port-forward stream."""
+
+
 @dataclass(frozen=True)
 class Route:
     """Where to connect: ``kind`` says how the address was found (``forward`` means none was)."""
@@ -167,6 +171,39 @@ class PortForward:
             self.local_ports[remote] = server.sockets[0].getsockname()[1]
         logger.debug("port-forward %s/%s: %s", self.namespace, self.pod, self.local_ports)
 
+    async def check(self, remote_port: int) -> None:
+        """Open and close one stream, so a refused forward (RBAC, missing pod) is reported clearly now
+        rather than as a connect timeout inside Dask.
+
+        Raises:
+            PortForwardError: the API server refused the stream or the pod's port is closed.
+        """
+        assert self._session is not None
+        url = portforward_url(self.configuration, self.namespace, self.pod, remote_port)
+        try:
+            async with self._session.ws_connect(
+                url,
+                protocols=(PORTFORWARD_PROTOCOL,),
+                headers=auth_headers(self.configuration),
+                ssl=ssl_context(self.configuration),
+                proxy=getattr(self.configuration, "proxy", None) or None,
+            ) as ws:
+                await ws.close()
+        except aiohttp.WSServerHandshakeError as e:
+            hint = ""
+            if e.status in (401, 403):
+                hint = (
+                    f" The user needs 'get' and 'create' on pods/portforward in namespace {self.namespace!r}."
+                )
+            raise PortForwardError(
+                f"the API server refused a port-forward to pod {self.namespace}/{self.pod} port "
+                f"{remote_port}: HTTP {e.status} {e.message}.{hint}"
+            ) from None
+        except aiohttp.ClientError as e:
+            raise PortForwardError(
+                f"cannot port-forward to pod {self.namespace}/{self.pod} through the API server: {e}"
+            ) from None
+
     def address(self, remote_port: int, scheme: str = "tcp") -> str:
         """The local address that reaches ``remote_port`` of the pod."""
         return f"{scheme}://{self.host}:{self.local_ports[remote_port]}"
@@ -192,7 +229,10 @@ class PortForward:
         self, remote: int
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._accept(remote, reader, writer)
+            # close() cancels open connections; ending quietly keeps asyncio's server callback from
+            # logging the cancellation as an error.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accept(remote, reader, writer)
 
         return accept
 

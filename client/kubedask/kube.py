@@ -88,6 +88,19 @@ class KubeApi:
     async def delete_configmap(self, name: str) -> bool:
         return await self._call(self.delete_configmap_blocking, name)
 
+    async def apiserver_endpoints(self) -> list[str]:
+        """The addresses the API server advertises to pods (``default/kubernetes``); [] if not readable."""
+        try:
+            endpoints = await self._raw(self.core.read_namespaced_endpoints, "kubernetes", "default")
+        except Exception:  # most users may not read endpoints in "default"; this is only a hint
+            return []
+        return [
+            str(address["ip"])
+            for subset in endpoints.get("subsets") or []
+            for address in subset.get("addresses") or []
+            if address.get("ip")
+        ]
+
     # --- pods, logs, events ---------------------------------------------------------------------------
 
     async def list_pods(self, label_selector: str) -> list[Manifest]:
@@ -102,7 +115,8 @@ class KubeApi:
         try:
             return await self._raw(self.core.read_namespaced_pod, name, self.namespace)
         except ApiException as e:
-            if e.status == 404:
+            # 403: a user without "get pods" only loses the early diagnosis, not the cluster.
+            if e.status in (403, 404):
                 return None
             raise
 

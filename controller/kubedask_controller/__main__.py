@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # Kopf's own chatter (every watch event at DEBUG) is noise at INFO.
-    logging.getLogger("kopf").setLevel(max(logging.getLevelName(args.log_level), logging.WARNING))
+    quiet = max(logging.getLevelName(args.log_level), logging.WARNING)
+    for noisy in ("kopf", "urllib3", "asyncio", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(quiet)
     kopf.run(clusterwide=args.all_namespaces, namespaces=args.namespace, standalone=True,
              memo=kopf.Memo(options=options))
     return 0

@@ -42,21 +42,25 @@ def configure(settings: kopf.OperatorSettings) -> None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
     options: Options = memo.get("options") or Options.from_env()
+    try:
+        policy = load_policy(options.policy_file)
+        # Bound first: a taken port must stop the controller, not leave it half-started.
+        memo["runners"] = await metrics.serve(options.bind_host, options.metrics_port, options.health_port,
+                                              is_ready=lambda: True)
+    except (OSError, ValueError) as exc:
+        raise kopf.PermanentError(f"cannot start: {exc}") from exc
     kube = Kube()
     controller_ref: list[Controller] = []
     elector = LeaderElector(
         kube, options.lease_namespace, options.lease_name, enabled=options.leader_election,
         on_started_leading=lambda: controller_ref[0].wake_all() if controller_ref else None)
-    controller = Controller(kube, Settings(policy=load_policy(options.policy_file),
-                                           resync_interval=options.resync_interval),
+    controller = Controller(kube, Settings(policy=policy, resync_interval=options.resync_interval),
                             is_leader=lambda: elector.is_leader)
     controller_ref.append(controller)
     memo["controller"] = controller
     memo["elector"] = elector
     memo["kube"] = kube
     memo["tasks"] = [asyncio.create_task(elector.run(), name="kubedask:leader")]
-    memo["runners"] = await metrics.serve(options.bind_host, options.metrics_port, options.health_port,
-                                          is_ready=lambda: True)
     logger.info("kubedask controller started (leader election %s)",
                 "on" if options.leader_election else "off")
 

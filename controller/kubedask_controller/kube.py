@@ -46,6 +46,8 @@ class Kube:
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         kwargs.setdefault("_preload_content", False)
+        # (connect, read) seconds: a call must never hang a request's loop forever.
+        kwargs.setdefault("_request_timeout", (10, 60))
         response = await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
         body = response.data
         return json.loads(body) if body else None

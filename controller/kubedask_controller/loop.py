@@ -103,6 +103,9 @@ class Controller:
         labels = body["metadata"].get("labels") or {}
         cluster = labels.get(CLUSTER_NAME_LABEL)
         loop = self.loops.get((body["metadata"]["namespace"], cluster)) if cluster else None
+        logger.debug("pod event: %s/%s phase=%s (cluster loop %s)", body["metadata"]["namespace"],
+                     body["metadata"]["name"], (body.get("status") or {}).get("phase"),
+                     "found" if loop else "missing")
         if loop is not None:
             loop.on_pod_event(body)
 
@@ -194,8 +197,11 @@ class ClusterLoop:
                 delay = None  # woken again by wake_all() when this replica becomes the leader
                 continue
             started = time.monotonic()
+            logger.debug("%s/%s: reconcile pass starts", *self.key)
             try:
                 delay = await self.reconcile_once()
+                logger.debug("%s/%s: reconcile pass done in %.3fs; next timed pass in %s s", *self.key,
+                             time.monotonic() - started, delay)
                 self.error_streak = 0
             except asyncio.CancelledError:
                 raise

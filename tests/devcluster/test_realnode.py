@@ -31,6 +31,7 @@ def pod(
     env: dict[str, str] | None = None,
     memory: str | None = None,
     restart: str = "Never",
+    ready_port: int | None = None,
 ) -> dict[str, object]:
     container: dict[str, object] = {
         "name": "main",
@@ -39,6 +40,8 @@ def pod(
         "args": args,
         "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
     }
+    if ready_port:
+        container["readinessProbe"] = {"tcpSocket": {"port": ready_port}, "periodSeconds": 1}
     if memory:
         container["resources"] = {"limits": {"memory": memory}, "requests": {"memory": memory}}
     spec: dict[str, object] = {
@@ -140,6 +143,8 @@ def test_dask_pod_runs_with_logs_exec_and_port_forward(
     obj = wait_pod(kubectl, namespace, "web", running, timeout=120)
     print(f"pod create -> Running on {real_node}: {time.monotonic() - created:.1f}s")
     assert obj["spec"]["nodeName"] == real_node  # type: ignore[index]
+    # The real node takes ordinary pods: no taints (the simulated nodes keep theirs).
+    assert kubectl("get", "node", real_node, "-o", "jsonpath={.spec.taints}") == ""
     assert obj["status"]["podIP"].startswith("10.244.")  # type: ignore[index]
 
     deadline = time.monotonic() + 30
@@ -165,7 +170,14 @@ def test_dask_pod_runs_with_logs_exec_and_port_forward(
 
     assert out.split() == [dask.__version__, distributed.__version__]
     assert kubectl(
-        "exec", "-n", namespace, "web", "--", "sh", "-c", "command -v dask-scheduler dask-worker"
+        "exec",
+        "-n",
+        namespace,
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "for c in dask-scheduler dask-worker; do command -v $c; done",
     ).split() == ["/usr/local/bin/dask-scheduler", "/usr/local/bin/dask-worker"]
 
     with port_forward(kubeconfig, kubectl_binary, namespace, "pod/web", 8080) as local:
@@ -256,11 +268,13 @@ def test_dask_cluster_computes_through_port_forward(
             node=real_node,
             env={"DASK_SCHEDULER_ADDRESS": address},
             memory="1Gi",
+            ready_port=8786,
         ),
         service("scheduler", {"dask": "scheduler"}, 8786, 8786),
         *workers,
     )
-    for name in ("scheduler", "worker-0", "worker-1"):
+    wait_pod(kubectl, namespace, "scheduler", ready)  # listening, so the port-forward can connect
+    for name in ("worker-0", "worker-1"):
         wait_pod(kubectl, namespace, name, running)
 
     with (
@@ -299,7 +313,8 @@ def test_memory_limit_is_enforced_with_oomkilled(kubectl: Kubectl, namespace: st
 
     def terminated(obj: dict[str, object]) -> bool:
         statuses = obj["status"].get("containerStatuses") or []  # type: ignore[union-attr]
-        return bool(statuses) and "terminated" in statuses[0]["state"]
+        # The phase follows the container status a moment later; wait for both.
+        return bool(statuses) and "terminated" in statuses[0]["state"] and obj["status"]["phase"] == "Failed"
 
     obj = wait_pod(kubectl, namespace, "hog", terminated, timeout=120)
     state = obj["status"]["containerStatuses"][0]["state"]["terminated"]  # type: ignore[index]

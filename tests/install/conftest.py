@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -18,9 +19,15 @@ def helm() -> str:
 @pytest.fixture(scope="session")
 def controller_image(devcluster_instance: object | None, real_node: str) -> str:
     """The controller image, built offline from the Dockerfile (cached) and imported into the real
-    node's containerd. Returns its unique tag."""
+    node's containerd. Returns its unique tag.
+
+    ``KUBEDASK_CONTROLLER_IMAGE=REF`` uses an image the nodes can already get instead (one pushed to
+    a registry, for ``--existing-cluster``; or one imported by hand)."""
+    given = os.environ.get("KUBEDASK_CONTROLLER_IMAGE")
+    if given:
+        return given
     if devcluster_instance is None:
-        pytest.skip("the controller image can only be loaded into the local devcluster's node")
+        pytest.skip("set KUBEDASK_CONTROLLER_IMAGE: only the local devcluster's node can be loaded directly")
     from devcluster import controller_image as image
 
     return image.ensure_in_node(devcluster_instance).tag

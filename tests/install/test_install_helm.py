@@ -128,7 +128,7 @@ def release(
         rel.namespace,
         "--set",
         f"image.repository={repository}",
-        "--set",
+        "--set-string",  # a tag that looks like a number must stay a string
         f"image.tag={tag}",
         "--set",
         f"watchNamespaces={{{rel.watched}}}",
@@ -298,6 +298,17 @@ def test_uninstall_leaves_no_controller_objects_behind(
     dask_cluster.close()  # while the controller is still there to see the request go
     assert leftovers(kubectl, release) != []
     helm_cmd("uninstall", release.name, "--namespace", release.namespace, "--wait", "--timeout", "3m")
+    # Helm waits for the objects it deleted; their pods go through graceful termination after that.
+    kubectl(
+        "wait",
+        "--for=delete",
+        "pods",
+        "-n",
+        release.namespace,
+        "-l",
+        f"{INSTANCE}={release.name}",
+        "--timeout=120s",
+    )
     assert leftovers(kubectl, release) == []
     assert helm_cmd("list", "--namespace", release.namespace, "--short").strip() == ""
     remaining = kubectl(

@@ -5,12 +5,16 @@ rights is proven by the install tests, which run it under them.)"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from installkit import can_i, render, service_account, to_yaml
+from installkit import REPO, can_i, controller_container, one, render, service_account, to_yaml
 
 # What the controller does in a namespace it serves (resource, verb).
 CONTROLLER_NEEDS = [
@@ -69,6 +73,7 @@ class Install:
         self.release = f"rbac-{uuid.uuid4().hex[:6]}"
         self.namespace = namespace
         docs = render(helm, values, release=self.release, namespace=namespace)
+        self.all_docs = docs
         self.docs = [
             d
             for d in docs
@@ -209,3 +214,83 @@ def test_user_role_lets_a_user_run_dask_clusters_without_pod_rights(
     assert denied(kubectl, user, forbidden, watched_namespace) == []
     # The binding is per namespace: nothing elsewhere.
     assert denied(kubectl, user, needs, other_namespace) == []
+
+
+REQUEST = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: rbac-check
+  labels: {kubedask.io/request: cluster}
+data:
+  workers: "1"
+  worker-template: |
+    kind: Pod
+    spec:
+      containers:
+      - name: dask-worker
+        image: ghcr.io/dask/dask:latest
+        args: [dask-worker, --nthreads, "1"]
+"""
+
+
+def test_controller_works_with_exactly_the_chart_rbac(
+    namespaced_install: Install,
+    kubectl: Callable[..., str],
+    watched_namespace: str,
+    user_kubeconfig: Callable[[str, str], str],
+    tmp_path: Path,
+) -> None:
+    """The controller, run with the chart's own arguments and only its ServiceAccount's token, serves a
+    request: scheduler pod, Service, PDB and status appear, and nothing it tried was forbidden. (Pods
+    stay Pending here: this test needs no real node.)"""
+    install = namespaced_install
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(one(install.all_docs, "ConfigMap")["data"]["policy.yaml"])
+    container = controller_container(install.all_docs)
+    args = [a for a in container["args"] if not a.startswith(("--health-port", "--metrics-port", "--policy"))]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    log_path = tmp_path / "controller.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubedask_controller",
+                *args,
+                f"--policy={policy}",
+                "--health-port=0",
+                "--metrics-port=0",
+            ],
+            env={
+                **os.environ,
+                **env,
+                "POD_NAMESPACE": install.namespace,
+                "POD_NAME": "rbac-check",
+                "KUBECONFIG": user_kubeconfig(install.namespace, install.controller.rpartition(":")[2]),
+                "PYTHONPATH": f"{REPO}/client:{REPO}/controller",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            kubectl("apply", "-n", watched_namespace, "-f", "-", input=REQUEST)
+            for obj in (
+                "pod/rbac-check-scheduler",
+                "service/rbac-check-scheduler",
+                "poddisruptionbudget.policy/rbac-check-scheduler",
+            ):
+                kubectl("wait", "-n", watched_namespace, "--for=create", obj, "--timeout=30s")
+            kubectl(
+                "wait",
+                "-n",
+                watched_namespace,
+                "configmap/rbac-check",
+                "--timeout=30s",
+                "--for=jsonpath={.metadata.annotations.kubedask\\.io/status}",
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    log_text = log_path.read_text(errors="replace")
+    assert "Forbidden" not in log_text and "403" not in log_text, log_text[-3000:]

@@ -78,7 +78,7 @@ class ControllerProcess:
         self.log_path = log_dir / f"controller-{self.health_port}.log"
         self.args = [sys.executable, "-m", "kubedask_controller", "--health-port", str(self.health_port),
                      "--metrics-port", str(self.metrics_port), "--bind-host", "127.0.0.1",
-                     "--log-level", "INFO"]
+                     "--log-level", "DEBUG"]
         for ns in namespaces:
             self.args += ["--namespace", ns]
         if leader_election:

@@ -211,3 +211,12 @@ def test_local_mode_runs_the_scheduler_here_and_tells_workers_where(kube: FakeKu
         assert not cluster.scheduler_address.startswith("tcp://127.")
         assert cluster.scheduler_info["type"] == "Scheduler"
     assert kube.configmaps == {}
+
+
+def test_dashboard_link_is_local_and_honours_the_dask_template(kube: FakeKube, dask_scheduler: str) -> None:
+    kube.on_create = lambda k, cm: k.set_status(NS, "c1", **running_status(dask_scheduler))
+    with make(kube) as cluster:
+        assert cluster.dashboard_link.startswith("http://127.0.0.1:")
+        port = cluster.dashboard_link.split(":")[2].split("/")[0]
+        with dask.config.set({"distributed.dashboard.link": "https://hub/user/proxy/{port}/status"}):
+            assert cluster.dashboard_link == f"https://hub/user/proxy/{port}/status"

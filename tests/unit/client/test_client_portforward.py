@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp import web
-from kubedask.connect import PORTFORWARD_PROTOCOL, PortForward, choose_route
+from kubedask.connect import PORTFORWARD_PROTOCOL, PortForward, PortForwardError, choose_route
 from kubernetes.client import Configuration
 
 DEADLINE = 10
@@ -149,3 +149,24 @@ async def test_route_prefers_external_address_outside_the_cluster() -> None:
     assert route.kind == "forward"
     route = await choose_route("tcp://localhost:8786", None, in_cluster=True, dns_retries=1)
     assert (route.kind, route.address) == ("dns", "tcp://localhost:8786")
+
+
+async def test_refused_forward_is_reported_clearly(
+    fake: tuple[FakeApiServer, Configuration],
+) -> None:
+    _, configuration = fake
+    forward = PortForward(configuration, "ns", "other-pod", [8786])
+    await forward.start()
+    try:
+        with pytest.raises(
+            PortForwardError, match=r"refused a port-forward to pod ns/other-pod port 8786: HTTP 404"
+        ):
+            await forward.check(8786)
+    finally:
+        await forward.close()
+
+
+async def test_check_passes_when_the_stream_opens(fake: tuple[FakeApiServer, Configuration]) -> None:
+    _, configuration = fake
+    async with forwarding(configuration) as forward:
+        await forward.check(8786)

@@ -123,5 +123,11 @@ def test_bad_arguments_fail_before_anything_is_requested(kwargs: dict[str, Any],
 
 
 def test_local_scheduler_address_prefers_explicit_host() -> None:
-    assert local_scheduler_ip("10.1.2.3", None, None) == "10.1.2.3"
-    assert local_scheduler_ip("0.0.0.0", "lo", None) == "127.0.0.1"
+    assert local_scheduler_ip("10.1.2.3", None) == "10.1.2.3"
+    assert local_scheduler_ip("0.0.0.0", "lo") == "127.0.0.1"
+
+
+def test_local_scheduler_address_follows_the_route_to_the_api_server() -> None:
+    # A target that is one of this machine's own addresses routes to itself.
+    own = local_scheduler_ip(None, None)
+    assert local_scheduler_ip(None, None, ["127.0.0.1", own]) == own

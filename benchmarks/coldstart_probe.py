@@ -1,0 +1,40 @@
+"""Scenario 5's probe, run in the tool's own environment (kubedask: project venv; operator: its venv).
+
+``python coldstart_probe.py {kubedask|operator} NAMESPACE NAME`` prints the seconds from constructing
+``KubeCluster`` to ``client.wait_for_workers(2)`` on its last line, then closes the cluster. Only
+stdlib + the tool's own client are imported, so the same file works in both environments.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+IMAGE = "ghcr.io/dask/dask:latest"  # pre-loaded on the local cluster's real node
+TIMEOUT = 300
+
+
+def main(tool: str, namespace: str, name: str) -> float:
+    from distributed import Client
+
+    started = time.monotonic()
+    if tool == "kubedask":
+        from kubedask import KubeCluster, make_pod_spec
+
+        cluster = KubeCluster(make_pod_spec(image=IMAGE), name=name, namespace=namespace, n_workers=2)
+    else:
+        from dask_kubernetes.operator import KubeCluster as OperatorCluster
+
+        cluster = OperatorCluster(name=name, namespace=namespace, image=IMAGE, n_workers=2,
+                                  resources={}, env={})
+    try:
+        with Client(cluster) as client:  # type: ignore[no-untyped-call]
+            client.wait_for_workers(2, timeout=TIMEOUT)
+            seconds = time.monotonic() - started
+    finally:
+        cluster.close()
+    return seconds
+
+
+if __name__ == "__main__":
+    print(f"{main(*sys.argv[1:4]):.3f}")

@@ -1,0 +1,87 @@
+"""What one benchmark run measures: the sizes, windows and time limits of each scenario.
+
+Two shapes: :func:`full` (the published figures; minutes of 1000-pod churn) and :func:`quick` (a CI
+smoke test of the runner itself; tiny sizes, seconds). Both are plain data so the scenarios stay free of
+"if quick" branches and the unit tests can check the shapes without a cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+TOOLS = ("kubedask", "operator", "raw")
+#: Tools that run a controller process (the raw baseline is the runner itself).
+CONTROLLERS = ("kubedask", "operator")
+SCENARIOS = ("startup", "scale_down", "idle_load", "footprint", "cold_start")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    mode: str
+    tools: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    #: Scenario 1: worker counts, each measured for every tool.
+    startup_sizes: tuple[int, ...]
+    #: Scenario 2: scale from ``scale_from`` (reusing scenario 1's cluster of that size) to ``scale_to``.
+    scale_from: int
+    scale_to: int
+    #: Scenario 3: idle clusters (one worker each), settle time, then the measured window.
+    idle_clusters: int
+    idle_settle: float
+    idle_window: float
+    #: Scenario 4: clusters x workers, then the same again among unrelated objects.
+    footprint_clusters: int
+    footprint_workers: int
+    unrelated_configmaps: int
+    unrelated_pods: int
+    footprint_window: float
+    #: Scenario 5: repetitions on the real node (0 skips it).
+    cold_start_repeats: int
+    #: Upper bound for any single wait (pods Running, converged, namespace gone).
+    timeout: float
+    #: Simulated nodes the runner asks for when it starts its own cluster (1000 pods fit on each).
+    nodes: int
+
+    def __post_init__(self) -> None:
+        unknown = set(self.tools) - set(TOOLS)
+        if unknown:
+            raise ValueError(f"unknown tools {sorted(unknown)}; choose from {', '.join(TOOLS)}")
+        unknown = set(self.scenarios) - set(SCENARIOS)
+        if unknown:
+            raise ValueError(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+        if "scale_down" in self.scenarios and self.scale_from not in self.startup_sizes:
+            raise ValueError("scale_down reuses scenario 1's cluster: scale_from must be a startup size")
+        if not 0 < self.scale_to < self.scale_from:
+            raise ValueError("scale_to must be between 0 and scale_from")
+
+    @property
+    def controllers(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tools if t in CONTROLLERS)
+
+    def pods_needed(self) -> int:
+        """The most pods alive at once (so the cluster gets enough simulated nodes)."""
+        footprint = self.footprint_clusters * (self.footprint_workers + 1) + self.unrelated_pods
+        return max(max(self.startup_sizes, default=0), footprint, self.idle_clusters * 2 * len(self.tools))
+
+
+def full(tools: tuple[str, ...] = TOOLS, scenarios: tuple[str, ...] = SCENARIOS) -> Plan:
+    return Plan(
+        mode="full", tools=tools, scenarios=scenarios,
+        startup_sizes=(10, 100, 1000), scale_from=1000, scale_to=100,
+        idle_clusters=50, idle_settle=30.0, idle_window=120.0,
+        footprint_clusters=100, footprint_workers=10, unrelated_configmaps=10_000, unrelated_pods=10_000,
+        footprint_window=30.0,
+        cold_start_repeats=5, timeout=600.0, nodes=20,
+    )
+
+
+def quick(tools: tuple[str, ...] = ("kubedask", "raw"), scenarios: tuple[str, ...] = SCENARIOS) -> Plan:
+    """Seconds, not minutes: proves every scenario's code path, not the figures."""
+    return Plan(
+        mode="quick", tools=tools, scenarios=scenarios,
+        startup_sizes=(3,), scale_from=3, scale_to=1,
+        idle_clusters=2, idle_settle=2.0, idle_window=5.0,
+        footprint_clusters=2, footprint_workers=2, unrelated_configmaps=20, unrelated_pods=20,
+        footprint_window=2.0,
+        cold_start_repeats=0, timeout=60.0, nodes=3,
+    )
