@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,8 @@ def parse(argv: list[str] | None = None) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
+    # SIGTERM (timeout, CI) must still run the cleanup: stop controllers, remove namespaces.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run(options)
     print(result)
     return 0

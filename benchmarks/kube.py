@@ -19,6 +19,7 @@ from .processes import wait_until
 
 Manifest = dict[str, Any]
 USER_AGENT = "kubedask-benchmark/1"
+DASK_GROUP = "kubernetes.dask.org"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +116,22 @@ class Kube:
             futures = [pool.submit(self.core.delete_namespaced_pod, n, namespace, _preload_content=False)
                        for n in names]
             return [e for f in futures if (e := f.exception()) is not None]
+
+    def strip_dask_finalizers(self, namespace: str) -> int:
+        """Let a namespace go whose operator objects still carry Kopf's finalizer (operator gone)."""
+        stripped = 0
+        for plural in ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers"):
+            try:
+                items = self.custom.list_namespaced_custom_object(DASK_GROUP, "v1", namespace, plural)
+            except ApiException:
+                continue  # CRD not installed
+            for item in items.get("items") or []:
+                if item["metadata"].get("finalizers"):
+                    self.custom.patch_namespaced_custom_object(
+                        DASK_GROUP, "v1", namespace, plural, item["metadata"]["name"],
+                        {"metadata": {"finalizers": None}})
+                    stripped += 1
+        return stripped
 
     def patch_configmap(self, namespace: str, name: str, patch: Manifest) -> None:
         self.core.patch_namespaced_config_map(name, namespace, patch, _preload_content=False)

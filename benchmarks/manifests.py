@@ -57,6 +57,7 @@ def kubedask_scale_patch(workers: int) -> Manifest:
 def operator_cluster(name: str, namespace: str, workers: int, simulated: bool = True) -> Manifest:
     """A ``DaskCluster`` (kubernetes.dask.org/v1) with the same worker spec and a derived scheduler."""
     worker = worker_pod_spec(simulated)
+    worker.pop("restartPolicy")  # the operator wraps pods in Deployments, which only allow Always
     scheduler = copy.deepcopy(worker)
     main = scheduler["containers"][0]
     main["name"] = "scheduler"

@@ -95,7 +95,8 @@ def _delete_namespace(ctx: Context, namespace: str) -> None:
     try:
         ctx.kube.delete_namespace(namespace, timeout=ctx.plan.timeout)
     except TimeoutError as exc:
-        ctx.say(f"  {exc}")
+        stripped = ctx.kube.strip_dask_finalizers(namespace)
+        ctx.say(f"  {exc}; removed {stripped} stuck operator finalizers")
 
 
 # --- 1 and 2: start-up time and scale-down -----------------------------------------------------------
@@ -243,7 +244,7 @@ def _fill_unrelated(ctx: Context, namespace: str) -> None:
 def _footprint_phase(ctx: Context, tool: Tool, namespace: str, delete_ns: bool) -> Result:
     plan = ctx.plan
     ctx.kube.create_namespace(namespace)
-    offset = ctx.audit.mark() if ctx.audit else 0
+    offset = ctx.audit.mark() if ctx.audit else audit.Mark(0, 0)
     label = "among unrelated objects" if not delete_ns else "clean namespace"
     ctx.say(f"scenario 4: {tool.name}: {plan.footprint_clusters} x {plan.footprint_workers} workers, {label}")
     tool.start([namespace])

@@ -209,7 +209,10 @@ def pinned_closure(roots: Iterable[str]) -> list[str]:
         try:
             dist = md.distribution(req.name)
         except md.PackageNotFoundError as exc:
-            raise ImageBuildError(f"{req.name} is required for the image but not installed here") from exc
+            raise ImageBuildError(
+                f"{req.name} must be installed in the Python running devcluster (the images copy its "
+                f"versions): run it with the project's virtualenv (scripts/bootstrap.sh prints it)"
+            ) from exc
         pins[canonicalize_name(req.name)] = f"{dist.metadata['Name']}=={dist.version}"
         for spec in dist.requires or []:
             dep = Requirement(spec)

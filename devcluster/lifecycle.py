@@ -51,6 +51,10 @@ def up(name: str = DEFAULT_NAME, nodes: int = 3, real_node: bool = True) -> Clus
     started = time.monotonic()
     cluster = Cluster(name=name, ports=Ports.pick(), real_node=real_node, simulated_nodes=nodes)
     cluster.save()
+    if real_node:
+        from devcluster import node
+
+        node.claim(cluster)  # fails fast, naming the instance that holds this machine's real node
     try:
         with step("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler)"):
             controlplane.start(cluster)
@@ -72,13 +76,14 @@ def up(name: str = DEFAULT_NAME, nodes: int = 3, real_node: bool = True) -> Clus
 
 
 def stop_processes(cluster: Cluster, keep_state: bool = False) -> None:
+    owns_node_address = False
     if cluster.real_node:
-        try:
-            from devcluster import node
+        from devcluster import node
 
+        # Only the instance holding the real node may remove the shared node address.
+        owns_node_address = node.owns_host_network(cluster)
+        try:
             node.stop_real_node(cluster)
-        except ImportError:
-            pass
         except Exception as error:  # noqa: BLE001 - keep stopping the rest
             say(f"stopping the real node failed: {error}")
     procs = cluster.processes
@@ -86,7 +91,7 @@ def stop_processes(cluster: Cluster, keep_state: bool = False) -> None:
     names = [n for n in procs.names() if n not in names] + names  # unknown extras go first
     for name in names:
         procs.stop(name)
-    if cluster.real_node:
+    if owns_node_address:
         controlplane.remove_node_address()
     if not keep_state:
         shutil.rmtree(cluster.dir, ignore_errors=True)
@@ -110,12 +115,9 @@ def status(name: str = DEFAULT_NAME) -> dict[str, str]:
     result = controlplane.health(cluster)
     result["kwok"] = "ok" if cluster.processes.alive("kwok") else "not running"
     if cluster.real_node:
-        try:
-            from devcluster import node
+        from devcluster import node
 
-            result.update(node.health(cluster))
-        except (ImportError, AttributeError):
-            result["real node"] = "unknown"
+        result.update(node.health(cluster))
     if result.get("kube-apiserver") == "ok":
         try:
             out = cluster.kubectl(

@@ -14,11 +14,13 @@ cgroups are machine-wide. A second instance fails early and names the one holdin
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from devcluster.cluster import CLUSTER_DNS_IP, NODE_IP, POD_CIDR, REAL_NODE_NAME
 from devcluster.processes import ComponentError, log_tail
 
 OWNER_FILE = Path("/run/kubedask-real-node.owner")
+OWNER_LOCK = Path("/run/kubedask-real-node.lock")
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NODE_LABELS = "kubedask.io/node-type=real"
 # Chain prefixes this node's components create (kube-proxy, kubelet, CNI portmap, our guard).
@@ -34,7 +37,7 @@ CHAIN_PREFIXES = ("KUBE-", "CNI-", "KUBEDASK-")
 
 
 class NodeDirs:
-    """Where the node keeps its state, under the instance's state directory."""
+    """Where the node keeps its state: under the instance's state directory, except image content."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.root = cluster.dir / "node"
@@ -353,19 +356,58 @@ def claim(cluster: Cluster) -> None:
     """Fail early, naming the holder, if another instance runs this machine's real node; else take it.
 
     `up` may call this before starting anything else (the node address and bridge are shared too).
+    The check-and-write happens under a lock, so two `up`s racing each other can't both win.
     """
-    try:
-        owner = OWNER_FILE.read_text().strip()
-    except FileNotFoundError:
-        owner = ""
-    if owner and owner != str(cluster.dir) and Path(owner).exists():
-        pid_file = Path(owner) / "pids" / "containerd.pid"
-        if pid_file.exists() and Path(f"/proc/{pid_file.read_text().strip()}").exists():
+    with _owner_lock():
+        try:
+            owner = OWNER_FILE.read_text().strip()
+        except FileNotFoundError:
+            owner = ""
+        if owner and owner != str(cluster.dir) and _instance_alive(Path(owner)):
             raise ComponentError(
-                f"real node: another local cluster ({owner}) runs the machine's real node; "
-                "stop it first (`python -m devcluster down`) or start this one without a real node"
+                f"real node: another local cluster ({owner}) holds this machine's real node; stop it "
+                f"first (`python -m devcluster --name {Path(owner).name} down`) or use --no-real-node"
             )
-    OWNER_FILE.write_text(str(cluster.dir))
+        OWNER_FILE.write_text(str(cluster.dir))
+
+
+def owns_host_network(cluster: Cluster) -> bool:
+    """True unless another instance, still alive, holds the real node.
+
+    `down` should only remove machine-wide pieces (the node address, bridge, chains) when this is true.
+    """
+    with _owner_lock():
+        try:
+            owner = OWNER_FILE.read_text().strip()
+        except FileNotFoundError:
+            return True
+    return owner in ("", str(cluster.dir)) or not _instance_alive(Path(owner))
+
+
+def _release(cluster: Cluster) -> None:
+    with _owner_lock():
+        if OWNER_FILE.exists() and OWNER_FILE.read_text().strip() == str(cluster.dir):
+            OWNER_FILE.unlink()
+
+
+@contextlib.contextmanager
+def _owner_lock() -> Iterator[None]:
+    with open(OWNER_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _instance_alive(state_dir: Path) -> bool:
+    """Any process of that instance still running (it may be starting, before its containerd is up)."""
+    for pid_file in (state_dir / "pids").glob("*.pid"):
+        try:
+            pid = int(pid_file.read_text())
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if stat.rsplit(")", 1)[-1].split()[0] != "Z":
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,8 +419,7 @@ def start_real_node(cluster: Cluster) -> None:
     started = time.monotonic()
     dirs = NodeDirs(cluster)
     claim(cluster)
-    stop_real_node(cluster, quiet=True)  # leftovers of a killed run
-    claim(cluster)
+    stop_real_node(cluster, quiet=True, keep_claim=True)  # leftovers of a killed run
     cni.enable_forwarding()
     cni.install_guard()
     node_certificates(cluster)
@@ -404,7 +445,7 @@ def start_real_node(cluster: Cluster) -> None:
     _say(f"real node {REAL_NODE_NAME} Ready in {time.monotonic() - started:.1f}s")
 
 
-def _drain_pods(cluster: Cluster, dirs: NodeDirs) -> None:
+def _drain_pods(cluster: Cluster) -> None:
     """Let the kubelet stop the node's pods itself, so CNI tears each pod network down properly."""
     procs = cluster.processes
     if not (procs.alive("kubelet") and procs.alive("kube-apiserver")):
@@ -469,7 +510,7 @@ def _remove_cgroups() -> None:
                 os.rmdir(dirpath)
 
 
-def stop_real_node(cluster: Cluster, quiet: bool = False) -> None:
+def stop_real_node(cluster: Cluster, quiet: bool = False, keep_claim: bool = False) -> None:
     """Stop the real node and remove every trace of it from the host. Safe to call at any time.
 
     Call it before the control plane stops: with the API server up, pods are stopped by the kubelet.
@@ -478,10 +519,19 @@ def stop_real_node(cluster: Cluster, quiet: bool = False) -> None:
     procs = cluster.processes
     if not dirs.root.exists() and not any(procs.alive(n) for n in ("kubelet", "containerd")):
         return
+    if not owns_host_network(cluster):
+        # Another live instance holds the node: the bridge, chains and the shared containerd root are
+        # its own. Only this instance's own leftovers go.
+        for name in ("kube-proxy", "kubelet", dns.PROCESS, "containerd"):
+            procs.stop(name)
+        _kill_shims(dirs)
+        _unmount_under(dirs.root)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(dirs.root)], capture_output=True)
+        return
     started = time.monotonic()
     if not quiet:
         _say("stopping the real node ...")
-    _drain_pods(cluster, dirs)
+    _drain_pods(cluster)
     for name in ("kube-proxy", "kubelet", dns.PROCESS):
         procs.stop(name)
     netns: list[Path] = []
@@ -505,8 +555,8 @@ def stop_real_node(cluster: Cluster, quiet: bool = False) -> None:
     removed = cni.remove_chains(CHAIN_PREFIXES)
     _remove_cgroups()
     subprocess.run(["rm", "-rf", "--one-file-system", str(dirs.root)], capture_output=True)
-    if OWNER_FILE.exists() and OWNER_FILE.read_text().strip() == str(cluster.dir):
-        OWNER_FILE.unlink()
+    if not keep_claim:
+        _release(cluster)
     if not quiet:
         _say(
             f"real node stopped in {time.monotonic() - started:.1f}s ({len(removed)} iptables chains removed)"

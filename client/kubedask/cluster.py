@@ -495,7 +495,8 @@ class KubeCluster(Cluster):
 
         protocol = self._protocol if "://" in self._protocol else f"{self._protocol}://"
         self._local_scheduler = Scheduler(
-            host=self.host,
+            # distributed refuses host and interface together; the configured host is only a default.
+            host=None if self._interface else self.host,
             port=self.port,
             interface=self._interface,
             protocol=protocol,

@@ -93,4 +93,4 @@ async def request_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
-        controller.on_pod_event(dict(event["object"]))
+        controller.on_pod_event(event.get("type"), dict(event["object"]))

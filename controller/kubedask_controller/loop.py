@@ -99,7 +99,7 @@ class Controller:
         else:
             loop.update(body)
 
-    def on_pod_event(self, body: Body) -> None:
+    def on_pod_event(self, event_type: str | None, body: Body) -> None:
         labels = body["metadata"].get("labels") or {}
         cluster = labels.get(CLUSTER_NAME_LABEL)
         loop = self.loops.get((body["metadata"]["namespace"], cluster)) if cluster else None
@@ -107,7 +107,7 @@ class Controller:
                      body["metadata"]["name"], (body.get("status") or {}).get("phase"),
                      "found" if loop else "missing")
         if loop is not None:
-            loop.on_pod_event(body)
+            loop.on_pod_event(event_type, body)
 
     def wake_all(self) -> None:
         for loop in self.loops.values():
@@ -177,10 +177,16 @@ class ClusterLoop:
             self._view = view
             self.wake()
 
-    def on_pod_event(self, pod: Body) -> None:
+    def on_pod_event(self, event_type: str | None, pod: Body) -> None:
         owners = pod["metadata"].get("ownerReferences") or []
         if self.uid and not any(o.get("uid") == self.uid for o in owners):
             return
+        # Any event about a pod proves the API server has it: the create expectation is met even if
+        # the pod is gone again before the next LIST (created, then deleted by a user at once).
+        name = pod["metadata"]["name"]
+        self.expected_creates.pop(name, None)
+        if event_type == "DELETED" or pod["metadata"].get("deletionTimestamp"):
+            self.expected_deletes.pop(name, None)
         self.wake()
 
     async def run(self) -> None:

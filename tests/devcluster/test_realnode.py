@@ -199,6 +199,13 @@ ns = sys.argv[1]
 for name in ("kubernetes.default.svc.cluster.local", f"web.{ns}.svc.cluster.local", "web"):
     print(name, socket.gethostbyname(name))
 print("body", urllib.request.urlopen("http://web/marker.txt", timeout=10).read().decode().strip())
+# The API server through the kubernetes Service, as an in-cluster client (the controller) reaches it.
+import json, ssl
+sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
+ctx = ssl.create_default_context(cafile=sa + "ca.crt")
+req = urllib.request.Request("https://kubernetes.default.svc/version",
+                             headers={"Authorization": "Bearer " + open(sa + "token").read()})
+print("api", json.load(urllib.request.urlopen(req, context=ctx, timeout=10))["gitVersion"])
 """
 
 
@@ -239,6 +246,7 @@ def test_cluster_dns_and_cluster_ip_service(kubectl: Kubectl, namespace: str, re
     assert resolved.get(f"web.{namespace}.svc.cluster.local") == service_ip, out
     assert resolved.get("web") == service_ip, out  # the pod's search domains work too
     assert resolved.get("body") == "served-through-the-service", out
+    assert resolved.get("api", "").startswith("v1.35."), out
 
 
 def test_dask_cluster_computes_through_port_forward(

@@ -123,6 +123,24 @@ def cluster_config(namespace: str, kubeconfig: str) -> Iterator[None]:
         yield
 
 
+def service_account_kubeconfig(kubectl: Callable[..., str], namespace: str, name: str, path: Path) -> str:
+    """A kubeconfig acting as ServiceAccount ``name`` (TokenRequest), for any cluster kubectl reaches."""
+    kubectl("create", "serviceaccount", "-n", namespace, name)
+    token = kubectl("create", "token", "-n", namespace, name, "--duration=1h").strip()
+    admin = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json"))
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": name, "namespace": namespace}}],
+        "current-context": "c",
+    }
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
 def request_of(kubectl: Callable[..., str], namespace: str, name: str) -> dict[str, Any] | None:
     out = kubectl("get", "configmap", "-n", namespace, name, "-o", "json", "--ignore-not-found")
     return json.loads(out) if out.strip() else None
@@ -271,7 +289,7 @@ def test_configmap_only_user_creates_scales_and_closes(
     real_node: str,
     kubectl: Callable[..., str],
     namespace: str,
-    user_kubeconfig: Callable[[str, str], str],
+    tmp_path: Path,
 ) -> None:
     role = textwrap.dedent(f"""\
         apiVersion: rbac.authorization.k8s.io/v1
@@ -290,7 +308,7 @@ def test_configmap_only_user_creates_scales_and_closes(
         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: dask-user}}
         subjects: [{{kind: ServiceAccount, name: alice, namespace: {namespace}}}]
         """)
-    path = user_kubeconfig(namespace, "alice")
+    path = service_account_kubeconfig(kubectl, namespace, "alice", tmp_path / "alice.kubeconfig")
     kubectl("apply", "-f", "-", input=role)
     assert kubectl(
         "auth", "can-i", "create", "pods", "-n", namespace, kubeconfig_path=path, check=False

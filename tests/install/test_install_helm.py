@@ -248,7 +248,7 @@ def test_controller_service_account_has_no_rights_beyond_the_chart(
 
 
 def test_kubecluster_from_the_host_computes_in_the_watched_namespace(dask_cluster: KubeCluster) -> None:
-    with Client(dask_cluster) as client:
+    with Client(dask_cluster) as client:  # type: ignore[no-untyped-call]
         client.wait_for_workers(1, timeout=180)
         assert da.ones((200, 200, 200), chunks=(100, 100, 100)).mean().compute() == 1.0
 
@@ -284,7 +284,7 @@ def test_upgrade_rolls_the_controller_without_losing_running_dask_clusters(
     assert len(pods) == 1 and "--log-level=DEBUG" in pods[0]["spec"]["containers"][0]["args"]
     # The Dask cluster was not touched: same pods, same UIDs, and it still computes.
     assert dask_pod_uids(kubectl, release, dask_cluster) == dask_pods
-    with Client(dask_cluster) as client:
+    with Client(dask_cluster) as client:  # type: ignore[no-untyped-call]
         assert client.submit(sum, [1, 2, 3]).result() == 6
         # The new controller took over (the Lease passed to it) and acts on the same request.
         dask_cluster.scale(2)

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import dask.config
@@ -78,12 +79,12 @@ def compute_in(namespace: str) -> float:
             cpu_limit=1,
             cpu_request="100m",
         )
-        with KubeCluster(pod_spec, namespace=namespace, n_workers=1) as cluster, Client(cluster) as client:
+        with KubeCluster(pod_spec, namespace=namespace, n_workers=1) as cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(1, timeout=180)
             return float(da.ones((100, 100, 100), chunks=50).mean().compute())
 
 
-def wait_for_controller(kubectl: Callable[..., str], namespace: str) -> dict[str, object]:
+def wait_for_controller(kubectl: Callable[..., str], namespace: str) -> dict[str, Any]:
     kubectl("rollout", "status", "-n", namespace, "deployment/kubedask-controller", "--timeout=180s")
     pods = json.loads(
         kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/component=controller", "-o", "json")

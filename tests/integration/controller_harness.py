@@ -254,3 +254,114 @@ def running_controller(kubeconfig: str, namespaces: list[str], log_dir: Path, **
         yield controller
     finally:
         controller.stop()
+
+
+class RecordingProxy:
+    """A plain-HTTP reverse proxy in front of the API server that records every request it forwards.
+
+    The controller is pointed at it (``kubeconfig``), so the test sees the controller's API traffic on
+    the wire - verbs, paths, label selectors, response sizes - instead of trusting the code. Watches are
+    streamed through unchanged.
+    """
+
+    def __init__(self, admin_kubeconfig: str, workdir: Path) -> None:
+        import kubernetes.config
+
+        self.upstream = kubernetes.client.Configuration()
+        kubernetes.config.load_kube_config(config_file=admin_kubeconfig, client_configuration=self.upstream)
+        self.port = free_port()
+        self.requests: list[dict[str, Any]] = []
+        self.kubeconfig = str(workdir / "proxy.kubeconfig")
+        Path(self.kubeconfig).write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "proxy",
+            "clusters": [{"name": "proxy", "cluster": {"server": f"http://127.0.0.1:{self.port}"}}],
+            "users": [{"name": "proxy", "user": {}}],
+            "contexts": [{"name": "proxy", "context": {"cluster": "proxy", "user": "proxy"}}],
+        }))
+        self._thread: Any = None
+        self._loop: Any = None
+        self._runner: Any = None
+
+    def start(self) -> RecordingProxy:
+        import asyncio
+        import ssl
+        import threading
+
+        import aiohttp
+        from aiohttp import web
+
+        upstream = self.upstream
+        context = ssl.create_default_context(cafile=upstream.ssl_ca_cert)
+        if upstream.cert_file:
+            context.load_cert_chain(upstream.cert_file, upstream.key_file)
+        auth = upstream.api_key.get("authorization") or upstream.api_key.get("BearerToken")
+        hop = {"host", "content-length", "transfer-encoding", "connection", "authorization"}
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            record = {"method": request.method, "path": request.path, "query": dict(request.query),
+                      "time": time.time(), "bytes": 0, "status": None}
+            self.requests.append(record)
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
+            if auth:
+                headers["Authorization"] = auth if " " in auth else f"Bearer {auth}"
+            body = await request.read()
+            async with session.request(request.method, upstream.host + request.path_qs, headers=headers,
+                                       data=body or None, ssl=context) as up:
+                record["status"] = up.status
+                response = web.StreamResponse(status=up.status, headers={
+                    k: v for k, v in up.headers.items() if k.lower() not in hop})
+                await response.prepare(request)
+                async for chunk in up.content.iter_any():
+                    record["bytes"] += len(chunk)
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+
+        ready = threading.Event()
+
+        def run() -> None:
+            nonlocal session
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+
+            async def setup() -> None:
+                nonlocal session
+                session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+                app = web.Application(client_max_size=4 * 1024 * 1024)
+                app.router.add_route("*", "/{tail:.*}", forward)
+                self._runner = web.AppRunner(app, access_log=None)
+                await self._runner.setup()
+                await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+            self._loop.run_until_complete(setup())
+            ready.set()
+            self._loop.run_forever()
+
+        session: Any = None
+        self._thread = threading.Thread(target=run, daemon=True, name="recording-proxy")
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        import asyncio
+
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def since(self, moment: float) -> list[dict[str, Any]]:
+        return [r for r in list(self.requests) if r["time"] >= moment]
+
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def resource_of(path: str) -> str:
+    """'/api/v1/namespaces/ns/pods/x' -> 'pods'; '/apis/coordination.k8s.io/v1/namespaces/ns/leases/y'
+    -> 'leases'."""
+    parts = [p for p in path.split("/") if p]
+    if "namespaces" in parts:
+        i = parts.index("namespaces")
+        return parts[i + 2] if len(parts) > i + 2 else "namespaces"
+    return parts[-1] if parts else ""

@@ -26,7 +26,8 @@ CASES: dict[str, tuple[dict[str, str], str]] = {
                       "no containers"),
     "privileged": ({**GOOD, "worker-template": PRIVILEGED}, "policy violation"),
     "alias-bomb": ({**GOOD, "worker-template": ALIAS_BOMB}, "anchor or alias"),
-    "huge-template": ({**GOOD, "worker-template": GOOD["worker-template"] + "#" + "x" * (1024 * 1024 - 200)},
+    # As close to 1 MiB as a ConfigMap (1 MiB in total) can hold.
+    "huge-template": ({**GOOD, "worker-template": GOOD["worker-template"] + "#" + "x" * (1024 * 1024 - 4096)},
                       "bytes; at most"),
     "a" * 48: (GOOD, "48 characters long"),
 }

@@ -1,7 +1,7 @@
 {{/*
 The controller's rules in a namespace it serves. Every rule says why it exists; anything not listed
 (secrets, other kinds, other verbs) is forbidden, and tests/install prove it with `kubectl auth can-i`.
-manifests/ holds the same rules; tests/install/test_chart.py keeps the two in step.
+manifests/ holds the same rules; tests/install/test_install_chart.py keeps the two in step.
 */}}
 {{- define "kubedask.controllerRules" -}}
 # Requests: Kopf lists and watches the labelled ConfigMaps (with a server-side label selector); patch
@@ -29,8 +29,8 @@ manifests/ holds the same rules; tests/install/test_chart.py keeps the two in st
 
 {{/* The controller's rules in its own namespace, for leader election. */}}
 {{- define "kubedask.leaderElectionRules" -}}
-# The Lease in templates/leader-election.yaml. create is only used if someone deleted it, and cannot be limited
-# to a name.
+# The Lease in templates/leader-election.yaml. create is only used if someone deleted it, and
+# cannot be limited to a name.
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [create]

@@ -220,3 +220,11 @@ def test_dashboard_link_is_local_and_honours_the_dask_template(kube: FakeKube, d
         port = cluster.dashboard_link.split(":")[2].split("/")[0]
         with dask.config.set({"distributed.dashboard.link": "https://hub/user/proxy/{port}/status"}):
             assert cluster.dashboard_link == f"https://hub/user/proxy/{port}/status"
+
+
+def test_local_mode_interface_chooses_the_worker_address(kube: FakeKube) -> None:
+    kube.on_create = lambda k, cm: k.set_status(NS, "c1", phase="Running", message="0 workers running")
+    with make(kube, deploy_mode="local", interface="lo", dashboard_address=":0") as cluster:
+        address = kube.configmaps[(NS, "c1")]["data"][spec.KEY_SCHEDULER_ADDRESS]
+        assert address.startswith("tcp://127.0.0.1:")
+        assert address == cluster.scheduler_address

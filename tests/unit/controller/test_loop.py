@@ -179,3 +179,15 @@ async def test_request_without_heartbeat_key_is_never_reaped(fake_kube: FakeKube
     loop.observed_since -= 10_000
     await loop.reconcile_once()
     assert not fake_kube.configmap_deleted
+
+
+async def test_worker_deleted_before_the_next_list_is_replaced(fake_kube: FakeKube) -> None:
+    """Created, seen by the watch, deleted by a user, all between two passes: still replaced."""
+    loop = new_loop(fake_kube, configmap(request_data(workers=2)))
+    await loop.reconcile_once()
+    victim = fake_kube.workers()[0]
+    loop.on_pod_event("ADDED", fake_kube.pods[victim])
+    deleted = fake_kube.pods.pop(victim)
+    loop.on_pod_event("DELETED", deleted)
+    await loop.reconcile_once()
+    assert len(fake_kube.workers()) == 2 and victim not in fake_kube.workers()
