@@ -13,6 +13,7 @@ Run with PYTHONPATH=client:controller:. and the project's venv python.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import signal
@@ -37,6 +38,8 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--keep-cluster", action="store_true", help="leave a cluster this run started")
     parser.add_argument("--nodes", type=int, help="simulated nodes when the runner starts the cluster")
     parser.add_argument("--timeout", type=float, help="upper bound for any single wait, seconds")
+    parser.add_argument("--sizes", help="scenario 1's worker counts, e.g. 10,100 (scenario 2 then scales "
+                                        "the largest down to a tenth)")
     parser.add_argument("--output", type=Path, help="report directory (default: docs/benchmarks/ for full "
                                                     "runs, the run's log directory for --quick)")
     parser.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG (no matplotlib)")
@@ -50,11 +53,13 @@ def parse(argv: list[str] | None = None) -> Options:
         kwargs["scenarios"] = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
     try:
         plan = make(**kwargs)
-        overrides = {k: v for k, v in (("nodes", args.nodes), ("timeout", args.timeout)) if v is not None}
+        overrides: dict[str, object] = {
+            k: v for k, v in (("nodes", args.nodes), ("timeout", args.timeout)) if v is not None}
+        if args.sizes:
+            sizes = tuple(int(s) for s in args.sizes.split(","))
+            overrides.update(startup_sizes=sizes, scale_from=max(sizes), scale_to=max(1, max(sizes) // 10))
         if overrides:
-            import dataclasses
-
-            plan = dataclasses.replace(plan, **overrides)
+            plan = dataclasses.replace(plan, **overrides)  # type: ignore[arg-type]
     except ValueError as exc:
         parser.error(str(exc))
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

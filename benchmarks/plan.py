@@ -25,6 +25,8 @@ class Plan:
     #: Scenario 2: scale from ``scale_from`` (reusing scenario 1's cluster of that size) to ``scale_to``.
     scale_from: int
     scale_to: int
+    #: Shorter than ``timeout``: a tool that cannot scale down at all should not stall the run long.
+    scale_down_timeout: float
     #: Scenario 3: idle clusters (one worker each), settle time, then the measured window.
     idle_clusters: int
     idle_settle: float
@@ -67,7 +69,7 @@ class Plan:
 def full(tools: tuple[str, ...] = TOOLS, scenarios: tuple[str, ...] = SCENARIOS) -> Plan:
     return Plan(
         mode="full", tools=tools, scenarios=scenarios,
-        startup_sizes=(10, 100, 1000), scale_from=1000, scale_to=100,
+        startup_sizes=(10, 100, 1000), scale_from=1000, scale_to=100, scale_down_timeout=240.0,
         idle_clusters=50, idle_settle=30.0, idle_window=120.0,
         footprint_clusters=100, footprint_workers=10, unrelated_configmaps=10_000, unrelated_pods=10_000,
         footprint_window=30.0,
@@ -79,7 +81,7 @@ def quick(tools: tuple[str, ...] = ("kubedask", "raw"), scenarios: tuple[str, ..
     """Seconds, not minutes: proves every scenario's code path, not the figures."""
     return Plan(
         mode="quick", tools=tools, scenarios=scenarios,
-        startup_sizes=(3,), scale_from=3, scale_to=1,
+        startup_sizes=(3,), scale_from=3, scale_to=1, scale_down_timeout=30.0,
         idle_clusters=2, idle_settle=2.0, idle_window=5.0,
         footprint_clusters=2, footprint_workers=2, unrelated_configmaps=20, unrelated_pods=20,
         footprint_window=2.0,

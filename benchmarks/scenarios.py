@@ -40,7 +40,8 @@ class Context:
 
 
 def _wait_counts(ctx: Context, what: str, namespace: str, selector: str,
-                 done: Callable[[PodCounts], bool], interval: float) -> tuple[float | None, PodCounts]:
+                 done: Callable[[PodCounts], bool], interval: float, timeout: float | None = None
+                 ) -> tuple[float | None, PodCounts]:
     """Seconds until ``done(counts)``, or None on timeout; and the last counts (for the record)."""
     last = PodCounts(0, 0, 0)
 
@@ -50,7 +51,7 @@ def _wait_counts(ctx: Context, what: str, namespace: str, selector: str,
         return done(last)
 
     try:
-        return wait_until(what, probe, ctx.plan.timeout, interval), last
+        return wait_until(what, probe, timeout or ctx.plan.timeout, interval), last
     except TimeoutError as exc:
         ctx.say(f"  {exc}")
         return None, last
@@ -83,10 +84,14 @@ def _start_controllers(ctx: Context, namespaces: dict[str, str]) -> None:
 
 
 def _stop_controllers(ctx: Context, namespaces: dict[str, str]) -> None:
-    # Namespaces first, controllers second: the operator's finalizers need the operator to go away.
-    for name in ctx.tools:
-        ctx.kube.delete_namespace(namespaces[name])
+    # Clusters first (while their controller runs: the operator removes its own finalizers), then the
+    # namespace, then the controller.
     for name, tool in ctx.tools.items():
+        try:
+            tool.delete_all(namespaces[name])
+            _wait_gone(ctx, namespaces[name], ALL_DASK_PODS)
+        except Exception as exc:  # cleanup goes on; the namespace deletion below catches the rest
+            ctx.say(f"  cleaning up {namespaces[name]}: {exc!r}")
         _delete_namespace(ctx, namespaces[name])
         tool.stop()
 
@@ -143,7 +148,8 @@ def _scale_down(ctx: Context, tool: Tool, namespace: str, cluster: str) -> Resul
     started = time.monotonic()
     tool.scale(namespace, cluster, target)
     seconds, counts = _wait_counts(ctx, f"{tool.name}: {target} workers left", namespace, selector,
-                                   lambda c: c.converged(target), _poll_interval(ctx.plan.scale_from))
+                                   lambda c: c.converged(target), _poll_interval(ctx.plan.scale_from),
+                                   timeout=ctx.plan.scale_down_timeout)
     total = None if seconds is None else round(time.monotonic() - started, 2)
     ctx.say(f"  {tool.name}: {counts.live} live, {counts.deleting} terminating after {total}s")
     return {"seconds": total, "live": counts.live, "terminating": counts.deleting}

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from kubedask.spec import REQUEST_LABEL
+
 from . import manifests, venvs
 from .kube import Kube
 from .processes import Controller, wait_until
@@ -51,6 +53,7 @@ class Tool(Protocol):
     def create_many(self, namespace: str, names: Sequence[str], workers: int) -> None: ...
     def scale(self, namespace: str, name: str, workers: int) -> None: ...
     def delete(self, namespace: str, name: str) -> None: ...
+    def delete_all(self, namespace: str) -> None: ...
 
 
 class _ControllerTool:
@@ -130,6 +133,10 @@ class KubedaskTool(_ControllerTool):
     def delete(self, namespace: str, name: str) -> None:
         self.kube.core.delete_namespaced_config_map(name, namespace, _preload_content=False)
 
+    def delete_all(self, namespace: str) -> None:
+        self.kube.core.delete_collection_namespaced_config_map(
+            namespace, label_selector=REQUEST_LABEL, _preload_content=False)
+
 
 class OperatorTool(_ControllerTool):
     name = "operator"
@@ -152,6 +159,12 @@ class OperatorTool(_ControllerTool):
     def delete(self, namespace: str, name: str) -> None:
         self.kube.custom.delete_namespaced_custom_object(
             "kubernetes.dask.org", "v1", namespace, "daskclusters", name, _preload_content=False)
+
+    def delete_all(self, namespace: str) -> None:
+        # Explicitly, while the operator runs: Kopf stops watching a namespace that is being deleted,
+        # so its finalizers on DaskClusters would otherwise hold the namespace forever.
+        self.kube.custom.delete_collection_namespaced_custom_object(
+            "kubernetes.dask.org", "v1", namespace, "daskclusters", _preload_content=False)
 
 
 class RawTool:
@@ -195,6 +208,10 @@ class RawTool:
     def delete(self, namespace: str, name: str) -> None:
         self.kube.core.delete_collection_namespaced_pod(
             namespace, label_selector=manifests.worker_selector(name), _preload_content=False)
+
+    def delete_all(self, namespace: str) -> None:
+        self.kube.core.delete_collection_namespaced_pod(
+            namespace, label_selector=f"{manifests.BENCH_LABEL}=raw", _preload_content=False)
 
 
 def _project_python() -> str:

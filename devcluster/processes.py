@@ -7,6 +7,7 @@ what this instance started, and a component that dies names itself with the tail
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -111,15 +112,13 @@ def _exists(pid: int) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    for target in (lambda: os.killpg(pid, sig), lambda: os.kill(pid, sig)):
-        try:
-            target()
-        except (ProcessLookupError, PermissionError):
-            pass
+    """Signal the whole process group (components' children too), then the process itself."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)

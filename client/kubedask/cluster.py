@@ -14,10 +14,9 @@ import atexit
 import contextlib
 import logging
 import math
-import socket
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, ClassVar
 
 import dask.config
@@ -30,25 +29,19 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from . import config as kconfig
-from . import diagnostics, spec
+from . import spec
 from .auth import ClusterAuth, LoadedAuth
-from .connect import PortForward, choose_route, host_of, port_of, running_in_cluster
+from .connect import PortForward, choose_route, host_of, local_scheduler_ip, port_of, running_in_cluster
 from .errors import (
     ClusterNotFoundError,
-    ControllerNotRespondingError,
     KubeClusterError,
-    RequestRejectedError,
-    SchedulerStartError,
-    SchedulerStartTimeoutError,
 )
 from .kube import KubeApi
 from .naming import render_name, validate_name
+from .startup import POLL_MAX, POLL_START, StartupWait
 from .templates import PodTemplate, add_env, load_pod_template, required_affinity
 
 logger = logging.getLogger(__name__)
-
-_POLL_START = 0.25  # seconds between status reads at first; doubles up to _POLL_MAX
-_POLL_MAX = 2.0
 
 
 class KubeCluster(Cluster):
@@ -260,7 +253,16 @@ class KubeCluster(Cluster):
                     await self._start_local_scheduler()
                 request = await self._create_request()
             self._heartbeat_task = asyncio.create_task(self._renew_heartbeat())
-            status = await self._wait_until_ready(request)
+            assert self.namespace is not None
+            status = await StartupWait(
+                api=self._api,
+                namespace=self.namespace,
+                name=self.request_name,
+                deploy_mode=self._deploy_mode,
+                controller_timeout=self._controller_timeout,
+                scheduler_timeout=self._service_wait_timeout,
+                log=self._log,
+            ).until_ready(request)
             await self._connect(status)
             await super()._start()
         except BaseException:
@@ -326,98 +328,6 @@ class KubeCluster(Cluster):
         if raw_timeout:
             self._heartbeat_timeout = spec.parse_duration(raw_timeout, spec.KEY_HEARTBEAT_TIMEOUT)
         return request
-
-    # --- waiting for the controller -------------------------------------------------------------------
-
-    async def _wait_until_ready(self, request: dict[str, Any]) -> spec.ClusterStatus:
-        """Poll the request's status until the scheduler is ready; raise a clear error otherwise."""
-        assert self._api is not None
-        started = time.monotonic()
-        accepted_at: float | None = None
-        interval = _POLL_START
-        last_report = ""
-        while True:
-            status = spec.parse_status((request.get("metadata") or {}).get("annotations"))
-            now = time.monotonic()
-            if status is None:
-                if now - started > self._controller_timeout:
-                    raise ControllerNotRespondingError(
-                        f"No kubedask controller acted on request {self._where} within "
-                        f"{self._controller_timeout:g}s (kubernetes.controller-timeout). Is the controller "
-                        f"installed and watching namespace {self.namespace!r}? "
-                        f"See: kubectl -n {self.namespace} describe configmap {self.request_name}"
-                    )
-            else:
-                if accepted_at is None:
-                    accepted_at = now
-                report = (
-                    f"{status.phase}: {status.message} "
-                    f"(workers ready {status.workers.ready}/{status.workers.requested})"
-                )
-                if report != last_report:
-                    self._log(f"Cluster {self.request_name}: {report}")
-                    last_report = report
-                if status.phase == "Failed":
-                    raise await self._failure(status)
-                if self._ready(status):
-                    return status
-                if self._deploy_mode == "remote":
-                    await self._check_scheduler_pod()
-                waited = now - accepted_at
-                if self._service_wait_timeout and waited > self._service_wait_timeout:
-                    raise SchedulerStartTimeoutError(
-                        f"The scheduler of {self._where} did not become ready within "
-                        f"{self._service_wait_timeout:g}s (kubernetes.scheduler-service-wait-timeout); "
-                        f"last status {report}\n{await self._scheduler_diagnostics(None)}"
-                    )
-            await asyncio.sleep(interval)
-            interval = min(interval * 2, _POLL_MAX)
-            latest = await self._api.read_configmap(self.request_name)
-            if latest is None:
-                raise KubeClusterError(f"the request {self._where} was deleted while waiting for the cluster")
-            request = latest
-
-    def _ready(self, status: spec.ClusterStatus) -> bool:
-        if self._deploy_mode == "local":
-            return True  # our own scheduler is running; the controller accepted the request
-        condition = status.condition("SchedulerReady")
-        if condition is not None:
-            return condition.status == "True" and bool(status.scheduler_address)
-        return status.phase in ("Running", "Scaling") and bool(status.scheduler_address)
-
-    async def _failure(self, status: spec.ClusterStatus) -> KubeClusterError:
-        valid = status.condition("RequestValid")
-        if valid is not None and valid.status == "False":
-            return RequestRejectedError(
-                f"The controller rejected request {self._where}: {valid.message or status.message}"
-            )
-        if self._deploy_mode == "remote":
-            return SchedulerStartError(
-                f"Cluster {self._where} failed: {status.message}\n{await self._scheduler_diagnostics(None)}"
-            )
-        return RequestRejectedError(f"Cluster {self._where} failed: {status.message}")
-
-    async def _check_scheduler_pod(self) -> None:
-        assert self._api is not None
-        pod = await self._api.read_pod(self._scheduler_pod_name)
-        if pod is None:
-            return
-        reason = diagnostics.fatal_reason(pod)
-        if reason is not None:
-            raise SchedulerStartError(
-                f"The scheduler of {self._where} cannot start: {reason}\n"
-                f"{await self._scheduler_diagnostics(reason)}"
-            )
-
-    async def _scheduler_diagnostics(self, reason: str | None) -> str:
-        assert self._api is not None
-        name = self._scheduler_pod_name
-        try:
-            events = diagnostics.format_events(await self._api.events_for("Pod", name))
-            log_tail = diagnostics.tail(await self._api.pod_log(name, tail_lines=20))
-        except Exception as e:  # diagnostics must never hide the error they explain
-            return f"(could not read the scheduler pod's events and log: {e})"
-        return diagnostics.explain(name, reason, events, log_tail)
 
     @property
     def _where(self) -> str:
@@ -547,7 +457,15 @@ class KubeCluster(Cluster):
         Example:
             >>> cluster.scale(10)  # doctest: +SKIP
         """
-        return self.sync(self._scale, n)
+        return self._request_change(self._scale(n))
+
+    def _request_change(self, change: Coroutine[Any, Any, None]) -> Any:
+        """Run a change of the request: blocking when synchronous; when asynchronous, start it now and
+        return the task, so both ``cluster.scale(3)`` (as classic async code wrote it) and
+        ``await cluster.scale(3)`` work."""
+        if self.asynchronous:
+            return asyncio.ensure_future(change)
+        return self.sync(lambda: change)
 
     async def _scale(self, n: int) -> None:
         n = int(n)
@@ -578,7 +496,7 @@ class KubeCluster(Cluster):
         """
         if kwargs:
             logger.info("adapt(): ignoring client-side Adaptive options %s", sorted(kwargs))
-        return self.sync(self._adapt, minimum, maximum, interval, cooldown)
+        return self._request_change(self._adapt(minimum, maximum, interval, cooldown))
 
     async def _adapt(
         self,
@@ -692,7 +610,7 @@ class KubeCluster(Cluster):
         assert self._api is not None
         await self._api.delete_configmap(self.request_name)
         deadline = time.monotonic() + timeout
-        interval = _POLL_START
+        interval = POLL_START
         while True:
             try:
                 remaining = await self._api.list_pods(self._selector(None))
@@ -706,7 +624,7 @@ class KubeCluster(Cluster):
                 logger.warning("Pods of %s still terminating after %gs: %s", self._where, timeout, names)
                 return
             await asyncio.sleep(interval)
-            interval = min(interval * 2, _POLL_MAX)
+            interval = min(interval * 2, POLL_MAX)
 
     async def _stop_heartbeat(self) -> None:
         if self._heartbeat_task is not None:
@@ -748,49 +666,6 @@ class KubeCluster(Cluster):
         except Exception as e:
             logger.warning("Could not delete %s at exit: %r", self._where, e)
         self.status = Status.closed
-
-
-def local_scheduler_ip(host: str | None, interface: str | None, targets: Iterable[str] = ()) -> str:
-    """The IP that pods use to reach a scheduler running in this process (``deploy_mode="local"``).
-
-    In order: an explicit ``host`` (not a wildcard); the IPv4 address of ``interface``; the local address
-    of the route towards each of ``targets`` that is not loopback (KubeCluster passes the address the API
-    server advertises to pods, then the API server address of the kubeconfig); the local address of the
-    default route. Finding a route sends no packet (a UDP socket is only "connected"). On the local
-    development cluster the API server advertises the host-only node address, which is this machine, so
-    that address is chosen; elsewhere pass ``host=`` or ``interface=`` when the guess is wrong.
-
-    Example:
-        >>> local_scheduler_ip("10.0.0.5", None)
-        '10.0.0.5'
-    """
-    if host and host not in ("0.0.0.0", "::", ""):
-        return host
-    if interface:
-        from distributed.utils import get_ip_interface
-
-        return str(get_ip_interface(interface))
-    for target in (*targets, "10.255.255.255"):
-        if not target:
-            continue
-        try:
-            target_ip = socket.gethostbyname(target)
-        except OSError:
-            continue
-        if target_ip.startswith("127."):
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.connect((target_ip, 9))
-            except OSError:
-                continue
-            ip = str(s.getsockname()[0])
-        if not ip.startswith("127."):
-            return ip
-    raise KubeClusterError(
-        "cannot find an address for workers to reach the local scheduler; pass host='<IP reachable from "
-        "pods>' or interface='<network interface>'"
-    )
 
 
 def pod_name(pod: client.V1Pod) -> str:

@@ -21,12 +21,14 @@ import os
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 from kubernetes.client import Configuration
+
+from .errors import KubeClusterError
 
 logger = logging.getLogger(__name__)
 
@@ -297,3 +299,46 @@ async def _ws_to_local(ws: aiohttp.ClientWebSocketResponse, writer: asyncio.Stre
             error += payload
     if error:
         raise ConnectionError(f"port-forward to {what} failed: {error.decode(errors='replace')}")
+
+
+def local_scheduler_ip(host: str | None, interface: str | None, targets: Iterable[str] = ()) -> str:
+    """The IP that pods use to reach a scheduler running in this process (``deploy_mode="local"``).
+
+    In order: an explicit ``host`` (not a wildcard); the IPv4 address of ``interface``; the local address
+    of the route towards each of ``targets`` that is not loopback (KubeCluster passes the address the API
+    server advertises to pods, then the API server address of the kubeconfig); the local address of the
+    default route. Finding a route sends no packet (a UDP socket is only "connected"). On the local
+    development cluster the API server advertises the host-only node address, which is this machine, so
+    that address is chosen; elsewhere pass ``host=`` or ``interface=`` when the guess is wrong.
+
+    Example:
+        >>> local_scheduler_ip("10.0.0.5", None)
+        '10.0.0.5'
+    """
+    if host and host not in ("0.0.0.0", "::", ""):
+        return host
+    if interface:
+        from distributed.utils import get_ip_interface
+
+        return str(get_ip_interface(interface))  # type: ignore[no-untyped-call]
+    for target in (*targets, "10.255.255.255"):
+        if not target:
+            continue
+        try:
+            target_ip = socket.gethostbyname(target)
+        except OSError:
+            continue
+        if target_ip.startswith("127."):
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.connect((target_ip, 9))
+            except OSError:
+                continue
+            ip = str(s.getsockname()[0])
+        if not ip.startswith("127."):
+            return ip
+    raise KubeClusterError(
+        "cannot find an address for workers to reach the local scheduler; pass host='<IP reachable from "
+        "pods>' or interface='<network interface>'"
+    )

@@ -447,6 +447,7 @@ class ClusterLoop:
             return
         namespace, name = self.key
         previous_phase = self.last_status.phase if self.last_status else None
+        logger.debug("%s/%s: status changes: %s", *self.key, patch["metadata"]["annotations"])
         await self.kube.patch_configmap(namespace, name, patch)
         self.last_status = parse_status(patch["metadata"]["annotations"])
         self.last_labels.update(patch["metadata"]["labels"])

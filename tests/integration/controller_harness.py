@@ -7,6 +7,7 @@ deadline and says what it was waiting for when it gives up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -281,6 +282,7 @@ class RecordingProxy:
         self._thread: Any = None
         self._loop: Any = None
         self._runner: Any = None
+        self._session: Any = None
 
     def start(self) -> RecordingProxy:
         import asyncio
@@ -305,16 +307,22 @@ class RecordingProxy:
             if auth:
                 headers["Authorization"] = auth if " " in auth else f"Bearer {auth}"
             body = await request.read()
+            # The kubernetes client sends JSON without a Content-Type (the API server assumes JSON);
+            # aiohttp would add application/octet-stream, which the API server refuses.
             async with session.request(request.method, upstream.host + request.path_qs, headers=headers,
-                                       data=body or None, ssl=context) as up:
+                                       data=body or None, ssl=context,
+                                       skip_auto_headers=("Content-Type",)) as up:
                 record["status"] = up.status
                 response = web.StreamResponse(status=up.status, headers={
                     k: v for k, v in up.headers.items() if k.lower() not in hop})
                 await response.prepare(request)
-                async for chunk in up.content.iter_any():
-                    record["bytes"] += len(chunk)
-                    await response.write(chunk)
-                await response.write_eof()
+                try:
+                    async for chunk in up.content.iter_any():
+                        record["bytes"] += len(chunk)
+                        await response.write(chunk)
+                    await response.write_eof()
+                except (ConnectionError, aiohttp.ClientError):
+                    pass  # the controller closed a watch (e.g. killed): nothing to forward to
                 return response
 
         ready = threading.Event()
@@ -326,7 +334,7 @@ class RecordingProxy:
 
             async def setup() -> None:
                 nonlocal session
-                session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+                session = self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
                 app = web.Application(client_max_size=4 * 1024 * 1024)
                 app.router.add_route("*", "/{tail:.*}", forward)
                 self._runner = web.AppRunner(app, access_log=None)
@@ -347,7 +355,10 @@ class RecordingProxy:
         import asyncio
 
         if self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            for closing in (self._runner.cleanup(), self._session.close()):
+                # Open watches may keep it busy; the thread is a daemon and ends with the test process.
+                with contextlib.suppress(TimeoutError):
+                    asyncio.run_coroutine_threadsafe(closing, self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
 
     def since(self, moment: float) -> list[dict[str, Any]]:

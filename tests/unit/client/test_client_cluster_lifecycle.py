@@ -27,6 +27,10 @@ from kubedask import (
 
 NS = "team-a"
 
+# The stand-in scheduler belongs to a LocalCluster, which already watches worker status; our cluster
+# subscribing too makes distributed warn that it replaces that plugin. Harmless here.
+pytestmark = pytest.mark.filterwarnings("ignore:Scheduler already contains a plugin:UserWarning")
+
 
 @pytest.fixture
 def kube() -> Iterator[FakeKube]:
@@ -36,7 +40,7 @@ def kube() -> Iterator[FakeKube]:
     fake.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dask_scheduler() -> Iterator[str]:
     with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as local:
         yield local.scheduler_address
@@ -228,3 +232,18 @@ def test_local_mode_interface_chooses_the_worker_address(kube: FakeKube) -> None
         address = kube.configmaps[(NS, "c1")]["data"][spec.KEY_SCHEDULER_ADDRESS]
         assert address.startswith("tcp://127.0.0.1:")
         assert address == cluster.scheduler_address
+
+
+async def test_async_usage_with_and_without_await(kube: FakeKube, dask_scheduler: str) -> None:
+    kube.on_create = lambda k, cm: k.set_status(NS, "c1", **running_status(dask_scheduler))
+    auth = KubeAuth(kube.host, namespace=NS)
+    async with KubeCluster(
+        make_pod_spec(image="img"), name="c1", auth=auth, asynchronous=True, quiet=True
+    ) as cluster:
+        await cluster.scale(3)
+        assert kube.configmaps[(NS, "c1")]["data"][spec.KEY_WORKERS] == "3"
+        pending = cluster.scale(4)  # classic async code called scale() without await
+        await pending
+        assert kube.configmaps[(NS, "c1")]["data"][spec.KEY_WORKERS] == "4"
+        assert await cluster.pods() == []
+    assert kube.configmaps == {}

@@ -14,7 +14,7 @@ import dask.config
 import pytest
 from distributed.core import Status
 from kubedask import KubeCluster, make_pod_spec, spec
-from kubedask.cluster import local_scheduler_ip
+from kubedask.connect import local_scheduler_ip
 
 
 @pytest.fixture
