@@ -24,6 +24,13 @@ def _seconds(entry: Any) -> float:
     return float(entry["seconds"]) if isinstance(entry, dict) and entry.get("seconds") is not None else 0.0
 
 
+def _label_missing(ax: Any, xs: list[float], entries: list[Any]) -> None:
+    """Say why a bar is missing: a timeout is a result, not a zero."""
+    for x, entry in zip(xs, entries, strict=True):
+        if isinstance(entry, dict) and entry.get("seconds") is None:
+            ax.text(x, 0, "timeout", rotation=90, ha="center", va="bottom", fontsize=8)
+
+
 def draw(results: dict[str, Any], out: Path) -> None:
     scenarios = results["scenarios"]
     startup = scenarios.get("startup") or {}
@@ -35,10 +42,12 @@ def draw(results: dict[str, Any], out: Path) -> None:
     ax = axes[0]
     sizes = list(startup)
     for i, tool in enumerate(TOOLS):
-        values = [_seconds(startup[n].get(tool)) for n in sizes]
-        ax.bar([x + (i - 1) * width for x in range(len(sizes))], values, width, label=tool,
-               color=COLOURS[tool])
+        entries = [startup[n].get(tool) for n in sizes]
+        xs = [x + (i - 1) * width for x in range(len(sizes))]
+        ax.bar(xs, [_seconds(e) for e in entries], width, label=tool, color=COLOURS[tool])
+        _label_missing(ax, xs, entries)
     ax.set_xticks(range(len(sizes)), [f"N={n}" for n in sizes])
+    ax.set_yscale("symlog", linthresh=1.0)  # 10 and 1000 workers on one chart
     ax.set_ylabel("seconds to N workers Running")
     ax.set_title("1. request -> N workers Running")
     ax.legend()
@@ -46,7 +55,8 @@ def draw(results: dict[str, Any], out: Path) -> None:
     ax = axes[1]
     tools = [t for t in TOOLS if t in scale]
     ax.bar(tools, [_seconds(scale[t]) for t in tools], color=[COLOURS[t] for t in tools])
-    ax.set_ylabel("seconds to converge (0 = timeout / not run)")
+    _label_missing(ax, list(range(len(tools))), [scale[t] for t in tools])
+    ax.set_ylabel("seconds to converge")
     ax.set_title("2. scale-down")
 
     ax = axes[2]
