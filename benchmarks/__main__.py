@@ -42,6 +42,8 @@ def parse(argv: list[str] | None = None) -> Options:
                                         "the largest down to a tenth)")
     parser.add_argument("--output", type=Path, help="report directory (default: docs/benchmarks/ for full "
                                                     "runs, the run's log directory for --quick)")
+    parser.add_argument("--merge", action="store_true",
+                        help="add this run's scenarios to the existing result file instead of replacing it")
     parser.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG (no matplotlib)")
     args = parser.parse_args(argv)
 
@@ -69,7 +71,7 @@ def parse(argv: list[str] | None = None) -> Options:
     out_dir = args.output or (REPO / "docs" / "benchmarks" if plan.mode == "full" else run_dir)
     command = "python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:])
     return Options(plan=plan, cluster_name=args.cluster, out_dir=out_dir, run_dir=run_dir,
-                   keep_cluster=args.keep_cluster, plot=args.plot, command=command.strip())
+                   keep_cluster=args.keep_cluster, plot=args.plot, command=command.strip(), merge=args.merge)
 
 
 def main(argv: list[str] | None = None) -> int:

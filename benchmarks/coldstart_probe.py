@@ -12,6 +12,7 @@ import time
 
 IMAGE = "ghcr.io/dask/dask:latest"  # pre-loaded on the local cluster's real node
 TIMEOUT = 300
+CPU_REQUEST = "100m"  # three Dask processes must fit on the small real node next to everything else
 
 
 def main(tool: str, namespace: str, name: str) -> float:
@@ -21,12 +22,13 @@ def main(tool: str, namespace: str, name: str) -> float:
     if tool == "kubedask":
         from kubedask import KubeCluster, make_pod_spec
 
-        cluster = KubeCluster(make_pod_spec(image=IMAGE), name=name, namespace=namespace, n_workers=2)
+        spec = make_pod_spec(image=IMAGE, cpu_request=CPU_REQUEST)
+        cluster = KubeCluster(spec, name=name, namespace=namespace, n_workers=2)
     else:
         from dask_kubernetes.operator import KubeCluster as OperatorCluster
 
         cluster = OperatorCluster(name=name, namespace=namespace, image=IMAGE, n_workers=2,
-                                  resources={}, env={})
+                                  resources={"requests": {"cpu": CPU_REQUEST}}, env={})
     try:
         with Client(cluster) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(2, timeout=TIMEOUT)

@@ -57,6 +57,7 @@ class Kube:
         self.core: Any = kubernetes.client.CoreV1Api(self.api_client)
         self.custom: Any = kubernetes.client.CustomObjectsApi(self.api_client)
         self.rbac: Any = kubernetes.client.RbacAuthorizationV1Api(self.api_client)
+        self.apps: Any = kubernetes.client.AppsV1Api(self.api_client)
         self.threads = threads
 
     def close(self) -> None:
@@ -146,6 +147,14 @@ class Kube:
 
     def pod_counts(self, namespace: str, selector: str) -> PodCounts:
         return count_pods(self.list_pods(namespace, selector))
+
+    def count_owned_workloads(self, namespace: str, selector: str) -> int:
+        """Deployments plus ReplicaSets matching ``selector`` (the operator's per-worker objects)."""
+        total = 0
+        for call in (self.apps.list_namespaced_deployment, self.apps.list_namespaced_replica_set):
+            response = call(namespace, label_selector=selector, _preload_content=False)
+            total += len(json.loads(response.data).get("items") or [])
+        return total
 
     def node_names(self, selector: str = "type=kwok") -> list[str]:
         response = self.core.list_node(label_selector=selector, _preload_content=False)

@@ -22,6 +22,8 @@ class Plan:
     scenarios: tuple[str, ...]
     #: Scenario 1: worker counts, each measured for every tool.
     startup_sizes: tuple[int, ...]
+    #: Runs per size up to 100 workers (median reported); larger sizes run once.
+    repeats: int
     #: Scenario 2: scale from ``scale_from`` (reusing scenario 1's cluster of that size) to ``scale_to``.
     scale_from: int
     scale_to: int
@@ -69,7 +71,7 @@ class Plan:
 def full(tools: tuple[str, ...] = TOOLS, scenarios: tuple[str, ...] = SCENARIOS) -> Plan:
     return Plan(
         mode="full", tools=tools, scenarios=scenarios,
-        startup_sizes=(10, 100, 1000), scale_from=1000, scale_to=100, scale_down_timeout=240.0,
+        startup_sizes=(10, 100, 1000), repeats=3, scale_from=1000, scale_to=100, scale_down_timeout=240.0,
         idle_clusters=50, idle_settle=30.0, idle_window=120.0,
         footprint_clusters=100, footprint_workers=10, unrelated_configmaps=10_000, unrelated_pods=10_000,
         footprint_window=30.0,
@@ -81,7 +83,7 @@ def quick(tools: tuple[str, ...] = ("kubedask", "raw"), scenarios: tuple[str, ..
     """Seconds, not minutes: proves every scenario's code path, not the figures."""
     return Plan(
         mode="quick", tools=tools, scenarios=scenarios,
-        startup_sizes=(3,), scale_from=3, scale_to=1, scale_down_timeout=30.0,
+        startup_sizes=(3,), repeats=1, scale_from=3, scale_to=1, scale_down_timeout=30.0,
         idle_clusters=2, idle_settle=2.0, idle_window=5.0,
         footprint_clusters=2, footprint_workers=2, unrelated_configmaps=20, unrelated_pods=20,
         footprint_window=2.0,

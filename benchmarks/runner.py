@@ -6,6 +6,7 @@ Results are written after every scenario, so an interrupted run still leaves wha
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -34,6 +35,8 @@ class Options:
     keep_cluster: bool
     plot: bool
     command: str
+    #: Add this run's scenarios to an existing result file (e.g. scenario 5 on the real-node cluster).
+    merge: bool = False
 
 
 def _cluster(options: Options) -> tuple[Any, bool]:
@@ -73,12 +76,16 @@ def run(options: Options) -> Path:
                 tools.install_operator_crds(cluster.kubectl, say)
             identity = tools.identity_kubeconfig(cluster, kube, tool_class.service_account)
             chosen[name] = tool_class(kube, identity, options.run_dir)
-        results["meta"] = {
+        meta = {
             "mode": plan.mode, "date": machine.now(), "machine": machine.describe_machine(),
             "versions": machine.versions(tools.git_describe(), operator_version),
             "command": options.command, "cluster": options.cluster_name,
             "simulated_nodes": len(kube.node_names()), "logs": str(options.run_dir),
         }
+        results["meta"] = meta
+        previous = options.out_dir / f"{_stem(plan)}.json"
+        if options.merge and previous.exists():
+            results.update(merge_base(json.loads(previous.read_text()), meta, plan.scenarios))
         audit_path = cluster.dir / "logs" / "audit.log"
         ctx = scenarios.Context(plan=plan, kube=kube, tools=chosen,
                                 audit=AuditLog(audit_path) if audit_path.exists() else None,
@@ -101,6 +108,18 @@ def run(options: Options) -> Path:
 
             say(f"stopping cluster {options.cluster_name!r}")
             lifecycle.down(options.cluster_name)
+
+
+def merge_base(previous: dict[str, Any], meta: dict[str, Any], scenarios: tuple[str, ...]
+               ) -> dict[str, Any]:
+    """The earlier run's scenarios that this run does not measure again, each attributed to that run
+    in the notes (this run's meta heads the report)."""
+    kept = {k: v for k, v in previous.get("scenarios", {}).items() if k not in scenarios and k != "errors"}
+    before = previous.get("meta", {})
+    notes = [n for n in previous.get("notes", []) if n.split(":")[0] in kept]
+    notes += [f"{k}: from an earlier run, `{before.get('command')}` on cluster {before.get('cluster')!r} at "
+              f"{before.get('date')}" for k in kept if not any(n.startswith(f"{k}:") for n in notes)]
+    return {"scenarios": kept, "notes": notes, "meta": meta}
 
 
 def _run_scenarios(ctx: scenarios.Context, out: dict[str, Any], save: Callable[[], None]) -> None:

@@ -79,8 +79,8 @@ def bench_kubedask(core: Any, namespace: str, workers: int, kubeconfig: str, log
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         time.sleep(3)  # let it start watching; not part of the measured figure
-        data = build_request_data(worker_template={"kind": "Pod", "spec": {**KWOK, "containers": [CONTAINER]}},
-                                  workers=workers)
+        template = {"kind": "Pod", "spec": {**KWOK, "containers": [CONTAINER]}}
+        data = build_request_data(worker_template=template, workers=workers)
         started = time.monotonic()
         core.create_namespaced_config_map(namespace, build_request_configmap("bench", namespace, data))
         return wait_running(core, namespace, "dask.org/cluster-name=bench,dask.org/component=worker",
@@ -91,7 +91,8 @@ def bench_kubedask(core: Any, namespace: str, workers: int, kubeconfig: str, log
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=64, help="the raw client's parallelism")
     args = parser.parse_args()
@@ -106,7 +107,8 @@ def main() -> None:
         core.create_namespace({"metadata": {"name": ns}})
     try:
         raw = bench_raw(core, namespaces["raw"], args.workers, args.threads)
-        print(f"raw client ({args.threads} threads): {args.workers} bare pods Running in {raw:.1f}s", flush=True)
+        print(f"raw client ({args.threads} threads): {args.workers} bare pods Running in {raw:.1f}s",
+              flush=True)
         ours = bench_kubedask(core, namespaces["kubedask"], args.workers, kubeconfig,
                               Path(f"/tmp/kubedask-bench-{suffix}.log"))
         print(f"kubedask: request -> {args.workers} workers Running in {ours:.1f}s", flush=True)

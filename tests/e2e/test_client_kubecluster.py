@@ -400,3 +400,24 @@ def test_invalid_request_reports_the_controllers_message(controller: object, clu
     pod = make_pod_spec(image="ghcr.io/dask/dask:latest", extra_pod_config={"hostNetwork": True})
     with pytest.raises(RequestRejectedError, match=r"(?i)hostnetwork"):
         KubeCluster(pod)
+
+
+@pytest.mark.realnode
+def test_interpreter_exit_without_close_deletes_the_cluster(
+    controller: object, real_node: str, kubectl: Callable[..., str], namespace: str, kubeconfig: str
+) -> None:
+    script = textwrap.dedent(f"""\
+        from kubedask import KubeCluster, make_pod_spec
+        cluster = KubeCluster(make_pod_spec(image="ghcr.io/dask/dask:latest", cpu_request="100m"),
+                              namespace={namespace!r}, n_workers=1, scheduler_service_wait_timeout=180,
+                              controller_timeout=60, quiet=True)
+        print(cluster.name, flush=True)
+        """)  # the script ends without cluster.close()
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONPATH": f"{REPO}/client"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    name = done.stdout.strip()
+    assert request_of(kubectl, namespace, name) is None
+    eventually(lambda: pod_names(kubectl, namespace, name) == [], 60, "the pods to go")

@@ -127,3 +127,18 @@ def test_local_mode_creates_only_workers(controller: ControllerProcess, cluster:
 
 def test_simulated_template_is_a_pod_manifest() -> None:
     assert SIMULATED_TEMPLATE["kind"] == "Pod"  # guards the helper other tests rely on
+
+
+def test_request_whose_client_heartbeat_stops_is_reaped(controller: ControllerProcess, cluster: Cluster,
+                                                        namespace: str) -> None:
+    from kubedask.spec import HEARTBEAT_ANNOTATION, format_heartbeat
+
+    cluster.create_request("orphan", workers=1, client_heartbeat_timeout=10)
+    cluster.create_request("kubectl-user", workers=1)  # no heartbeat key: never reaped
+    cluster.core.patch_namespaced_config_map("orphan", namespace, {
+        "metadata": {"annotations": {HEARTBEAT_ANNOTATION: format_heartbeat()}}})
+    cluster.wait_phase("orphan", "Running")
+    wait_for("the silent client's cluster to be reaped", lambda: cluster.configmap("orphan") is None,
+             timeout=60)
+    assert any(e.reason == "ShuttingDown" for e in cluster.events("orphan"))
+    assert cluster.status("kubectl-user").phase == "Running"

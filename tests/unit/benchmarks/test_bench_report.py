@@ -55,3 +55,27 @@ def test_write_produces_json_and_markdown_without_a_plot(tmp_path: Path) -> None
     assert [p.name for p in written] == ["results-quick.json", "results-quick.md"]
     saved = json.loads((tmp_path / "results-quick.json").read_text())
     assert saved["ratios"]["startup_10"]["operator/raw"] == 4.5
+
+
+def test_repeated_runs_report_the_median_and_any_timeout() -> None:
+    from benchmarks.scenarios import summarise
+
+    runs = [{"seconds": 3.0, "running": 10}, {"seconds": 1.0, "running": 10}, {"seconds": 2.0, "running": 10}]
+    assert summarise(runs) == {"seconds": 2.0, "running": 10, "runs": [3.0, 1.0, 2.0]}
+    stuck = [{"seconds": 1.0, "running": 10}, {"seconds": None, "running": 7}]
+    assert summarise(stuck) == {"seconds": None, "running": 7, "runs": [1.0, None]}
+
+
+def test_a_merged_run_keeps_earlier_scenarios_it_does_not_measure_and_credits_them() -> None:
+    from benchmarks.runner import merge_base
+
+    earlier = results()
+    earlier["meta"].update(cluster="kubedask", command="python -m benchmarks --scenarios cold_start")
+    meta = {"command": "python -m benchmarks --merge", "cluster": "bench", "date": "2026-11-27 10:40 UTC"}
+    merged = merge_base({**earlier, "ratios": {"old": 1}}, meta,
+                        ("startup", "scale_down", "idle_load", "footprint"))
+    assert set(merged["scenarios"]) == {"cold_start"}
+    assert merged["meta"] == meta
+    assert merged["notes"] == [
+        "cold_start: from an earlier run, `python -m benchmarks --scenarios cold_start` "
+        "on cluster 'kubedask' at 2026-11-27 10:15 UTC"]
