@@ -1,7 +1,7 @@
 """Scenario 5's probe, run in the tool's own environment (kubedask: project venv; operator: its venv).
 
-``python coldstart_probe.py {kubedask|operator} NAMESPACE NAME`` prints the seconds from constructing
-``KubeCluster`` to ``client.wait_for_workers(2)`` on its last line, then closes the cluster. Only
+``python coldstart_probe.py {kubedask|operator} NAMESPACE NAME`` prints ``coldstart-seconds=S``, the
+seconds from constructing ``KubeCluster`` to ``client.wait_for_workers(2)``, then closes the cluster. Only
 stdlib + the tool's own client are imported, so the same file works in both environments.
 """
 
@@ -12,6 +12,7 @@ import time
 
 IMAGE = "ghcr.io/dask/dask:latest"  # pre-loaded on the local cluster's real node
 TIMEOUT = 300
+MARKER = "coldstart-seconds="
 CPU_REQUEST = "100m"  # three Dask processes must fit on the small real node next to everything else
 
 
@@ -26,9 +27,16 @@ def main(tool: str, namespace: str, name: str) -> float:
         cluster = KubeCluster(spec, name=name, namespace=namespace, n_workers=2)
     else:
         from dask_kubernetes.operator import KubeCluster as OperatorCluster
+        from dask_kubernetes.operator import make_cluster_spec
 
-        cluster = OperatorCluster(name=name, namespace=namespace, image=IMAGE, n_workers=2,
-                                  resources={"requests": {"cpu": CPU_REQUEST}}, env={})
+        spec = make_cluster_spec(name=name, image=IMAGE, n_workers=2,
+                                 resources={"requests": {"cpu": CPU_REQUEST}})
+        # The image is pre-loaded on the node and there is no registry: the same pull policy kubedask
+        # sets by default (the operator leaves ':latest' at Kubernetes' default, Always).
+        for role in ("scheduler", "worker"):
+            for container in spec["spec"][role]["spec"]["containers"]:
+                container["imagePullPolicy"] = "IfNotPresent"
+        cluster = OperatorCluster(namespace=namespace, custom_cluster_spec=spec, quiet=True)
     try:
         with Client(cluster) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(2, timeout=TIMEOUT)
@@ -39,4 +47,5 @@ def main(tool: str, namespace: str, name: str) -> float:
 
 
 if __name__ == "__main__":
-    print(f"{main(*sys.argv[1:4]):.3f}")
+    # On a line of its own with a marker: the clients may print progress without a final newline.
+    print(f"\n{MARKER}{main(*sys.argv[1:4]):.3f}")

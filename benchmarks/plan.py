@@ -63,9 +63,15 @@ class Plan:
         return tuple(t for t in self.tools if t in CONTROLLERS)
 
     def pods_needed(self) -> int:
-        """The most pods alive at once (so the cluster gets enough simulated nodes)."""
-        footprint = self.footprint_clusters * (self.footprint_workers + 1) + self.unrelated_pods
-        return max(max(self.startup_sizes, default=0), footprint, self.idle_clusters * 2 * len(self.tools))
+        """The most pods alive at once on simulated nodes, for the chosen scenarios."""
+        needs = [0]
+        if "startup" in self.scenarios or "scale_down" in self.scenarios:
+            needs.append(max(self.startup_sizes, default=0))
+        if "idle_load" in self.scenarios:
+            needs.append(self.idle_clusters * 2 * len(self.tools))
+        if "footprint" in self.scenarios:
+            needs.append(self.footprint_clusters * (self.footprint_workers + 1) + self.unrelated_pods)
+        return max(needs)
 
 
 def full(tools: tuple[str, ...] = TOOLS, scenarios: tuple[str, ...] = SCENARIOS) -> Plan:

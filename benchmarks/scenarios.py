@@ -332,6 +332,14 @@ def _footprint_phase(ctx: Context, tool: Tool, namespace: str, delete_ns: bool) 
 # --- 5: real node cold start -------------------------------------------------------------------------
 
 PROBE = Path(__file__).with_name("coldstart_probe.py")
+PROBE_MARKER = "coldstart-seconds="
+
+
+def parse_probe_output(stdout: str) -> float | None:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(PROBE_MARKER):
+            return float(line.removeprefix(PROBE_MARKER))
+    return None
 
 
 def cold_start(ctx: Context, pythons: dict[str, tuple[str, dict[str, str]]]) -> Result:
@@ -356,11 +364,13 @@ def cold_start(ctx: Context, pythons: dict[str, tuple[str, dict[str, str]]]) -> 
                 ctx.say(f"scenario 5: {name}: cold start {i + 1}/{plan.cold_start_repeats}")
                 proc = subprocess.run([python, str(PROBE), name, namespaces[name], f"cold-{i}"], env=env,
                                       capture_output=True, text=True, timeout=plan.timeout)
-                line = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else []
-                if proc.returncode == 0 and line:
-                    runs.append(float(line[0]))
+                seconds = parse_probe_output(proc.stdout)
+                if proc.returncode == 0 and seconds is not None:
+                    runs.append(seconds)
+                    ctx.say(f"  {name}: workers connected after {runs[-1]:.1f}s")
                 else:
                     errors.append((proc.stderr or proc.stdout)[-500:])
+                    ctx.say(f"  {name}: failed: {errors[-1][-200:]}")
             result[name] = {"median_seconds": round(statistics.median(runs), 2) if runs else None,
                             "runs": runs, "errors": errors}
     finally:

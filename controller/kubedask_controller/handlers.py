@@ -36,6 +36,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # Several replicas are coordinated by a Lease (leader.py), not by Kopf's peering CRDs.
     settings.peering.standalone = True
     settings.networking.request_timeout = 60
+    # Only built-in resources in named namespaces (or cluster-wide): no need to watch namespaces and
+    # CRDs for dynamic discovery, which would also need RBAC the controller should not have.
+    settings.scanning.disabled = True
     # Namespaces are named exactly (or all), so Kopf needs no cluster-wide namespace/CRD listing,
     # which the namespaced RBAC forbids (it would retry for a minute before serving).
     settings.scanning.disabled = True

@@ -31,7 +31,9 @@ class Kube:
     def __init__(self, api_client: kubernetes.client.ApiClient | None = None, threads: int = 64) -> None:
         if api_client is None:
             configuration = load_configuration()
-            configuration.connection_pool_maxsize = threads
+            # Headroom over the thread count: urllib3 otherwise warns and discards connections that
+            # come back to a full pool under bursts of parallel creates.
+            configuration.connection_pool_maxsize = threads * 2
             api_client = kubernetes.client.ApiClient(configuration)
         api_client.user_agent = USER_AGENT
         self.api_client = api_client

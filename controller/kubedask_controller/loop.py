@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from kubedask.spec import (
     parse_request,
     parse_status,
 )
+from kubernetes.client.exceptions import ApiException
 
 from . import builders, metrics, reconcile, status
 from .kube import Kube
@@ -253,7 +255,15 @@ class ClusterLoop:
         desired = await self._desired_workers(request, observed, scheduler)
         the_plan = reconcile.plan(request, observed, desired)
         if the_plan.actions:
-            await self.execute(request, the_plan, observed, scheduler)
+            try:
+                await self.execute(request, the_plan, observed, scheduler)
+            except Rejected as exc:
+                # The schema passed it but the API server (or an admission policy or quota) did not:
+                # as visible as an invalid request, and retried slowly in case a quota frees up.
+                metrics.RECONCILES.labels(result="rejected").inc()
+                await self.write_status(status.invalid_status(str(exc), request.fingerprint),
+                                        event=("CreateRejected", str(exc), "Warning"))
+                return REJECTED_RETRY
         new_status = status.cluster_status(request, namespace, observed, desired,
                                            external_address=_external_address(service, scheduler_pod))
         await self.write_status(new_status)
@@ -362,11 +372,13 @@ class ClusterLoop:
         for action in the_plan.actions:
             match action:
                 case reconcile.CreateSchedulerPod():
-                    if await self.kube.create_pod(builders.build_scheduler_pod(request, namespace, owner)):
+                    if await _refused_as_rejected("scheduler pod", self.kube.create_pod(
+                            builders.build_scheduler_pod(request, namespace, owner))):
                         await self.event("SchedulerCreated",
                                          f"created scheduler pod {builders.scheduler_name(name)}")
                 case reconcile.CreateService():
-                    if await self.kube.create_service(builders.build_service(request, namespace, owner)):
+                    if await _refused_as_rejected("Service", self.kube.create_service(
+                            builders.build_service(request, namespace, owner))):
                         await self.event("ServiceCreated", f"created Service {builders.scheduler_name(name)} "
                                          f"({request.scheduler_service_type})")
                 case reconcile.CreatePdb():
@@ -398,13 +410,16 @@ class ClusterLoop:
                 self.expected_creates[manifest["metadata"]["name"]] = deadline
             results = await asyncio.gather(*(self.kube.create_pod(m) for m in manifests),
                                            return_exceptions=True)
-            failures = [r for r, m in zip(results, manifests, strict=True) if isinstance(r, BaseException)]
+            failures = [r for r in results if isinstance(r, BaseException)]
             for result, manifest in zip(results, manifests, strict=True):
                 if isinstance(result, BaseException):
                     self.expected_creates.pop(manifest["metadata"]["name"], None)
             created += size - len(failures)
             if failures:
                 # Stop early (quota, admission errors): the next pass retries with backoff.
+                refusal = _refusal(failures[0])
+                if refusal:
+                    raise Rejected(f"the API server refused a worker pod: {refusal}")
                 await self.event("CreateFailed", f"could not create worker pods: {failures[0]}", "Warning")
                 raise RuntimeError(f"creating worker pods failed: {failures[0]}")
             batch = min(batch * 2, self.settings.max_batch)
@@ -461,6 +476,34 @@ class ClusterLoop:
         log = logger.warning if type_ == "Warning" else logger.info
         log("%s/%s: %s: %s", *self.key, reason, message)
         await self.kube.post_event(self.body, reason, message, type_)
+
+
+#: Seconds between attempts while the API server refuses what a request asks for.
+REJECTED_RETRY = 60.0
+
+
+class Rejected(Exception):
+    """The API server refused an object built from a valid request (admission, quota, bad value)."""
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """The API server's message if ``exc`` is a refusal no retry would fix by itself soon."""
+    if not isinstance(exc, ApiException) or exc.status not in (400, 403, 422):
+        return None
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
+async def _refused_as_rejected(what: str, coro: Any) -> Any:
+    try:
+        return await coro
+    except ApiException as exc:
+        refusal = _refusal(exc)
+        if refusal:
+            raise Rejected(f"the API server refused the {what}: {refusal}") from exc
+        raise
 
 
 def _clamp(target: int, request: ClusterRequest) -> int:

@@ -37,8 +37,11 @@ def test_sigkill_during_scale_up_converges_without_duplicates(
             cluster.create_request(name, workers=0)
             cluster.wait_phase(name, "Running")
             cluster.patch_data(name, {"workers": str(SCALE)})
-            # Kill somewhere inside the scale-up: right away, mid-batch, or as it finishes.
-            time.sleep(rng.uniform(0.0, 1.5))
+            # Kill before the change is acted on (round 0), else at a random instant after the first
+            # worker appeared: mid-batch, between batches, or as the last status is written.
+            if round_:
+                wait_for("the scale-up to begin", lambda n=name: cluster.worker_names(n), interval=0.02)
+                time.sleep(rng.uniform(0.0, 0.3))
             controller.kill()
             partial = len(cluster.worker_names(name))
             controller.start()

@@ -65,3 +65,12 @@ def test_controller_process_is_stopped_by_its_own_pid(tmp_path: Path) -> None:
 def test_machine_facts_come_from_proc_files() -> None:
     assert machine.cpu_model("processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\n") == "Example CPU @ 2.0GHz"
     assert machine.memory_gib("MemTotal:       8388608 kB\n") == 8.0
+
+
+def test_cold_start_probe_output_is_found_after_client_chatter() -> None:
+    from benchmarks import coldstart_probe
+    from benchmarks.scenarios import PROBE_MARKER, parse_probe_output
+
+    assert coldstart_probe.MARKER == PROBE_MARKER
+    assert parse_probe_output("╭─ DaskCluster ─╮\n╰──────╯\ncoldstart-seconds=23.273\n") == 23.273
+    assert parse_probe_output("Traceback ...\n") is None

@@ -44,3 +44,9 @@ def test_unknown_tool_or_scenario_is_refused_with_the_choices() -> None:
 def test_scale_down_must_start_from_a_measured_size() -> None:
     with pytest.raises(ValueError, match="scale_from"):
         dataclasses.replace(plan.full(), scale_from=500)
+
+
+def test_pods_needed_counts_only_the_chosen_scenarios() -> None:
+    assert plan.full().pods_needed() == 100 * 11 + 10_000
+    assert plan.full(scenarios=("startup", "scale_down")).pods_needed() == 1000
+    assert plan.full(scenarios=("cold_start",)).pods_needed() == 0

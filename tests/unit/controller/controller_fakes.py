@@ -39,6 +39,8 @@ class FakeKube:
         self.events: list[tuple[str, str, str]] = []
         self.writes = 0
         self._rv = itertools.count(1)
+        #: When set, pod creates fail like an API server refusing them (admission, quota, bad value).
+        self.refuse_pods: Exception | None = None
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         wanted = dict(part.split("=", 1) for part in selector.split(","))
@@ -53,6 +55,8 @@ class FakeKube:
 
     async def create_pod(self, manifest: dict[str, Any]) -> bool:
         self.writes += 1
+        if self.refuse_pods is not None:
+            raise self.refuse_pods
         name = manifest["metadata"]["name"]
         if name in self.pods:
             return False

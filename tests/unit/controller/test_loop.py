@@ -191,3 +191,25 @@ async def test_worker_deleted_before_the_next_list_is_replaced(fake_kube: FakeKu
     loop.on_pod_event("DELETED", deleted)
     await loop.reconcile_once()
     assert len(fake_kube.workers()) == 2 and victim not in fake_kube.workers()
+
+
+async def test_pods_the_api_server_refuses_fail_the_request_visibly(fake_kube: FakeKube) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    refusal = ApiException(status=422, reason="Unprocessable Entity")
+    refusal.body = '{"message": "Pod \\"x\\" is invalid: spec.containers[0].resources: bad quantity"}'
+    fake_kube.refuse_pods = refusal
+    loop = new_loop(fake_kube, configmap(request_data(workers=2)))
+    delay = await loop.reconcile_once()
+    status = last_status(fake_kube)
+    assert status.phase == "Failed" and "refused the scheduler pod" in status.message
+    assert "bad quantity" in status.message
+    assert ("CreateRejected", status.message, "Warning") in fake_kube.events
+    assert delay is not None and delay >= 60  # retried slowly (a quota may free up), not in a hot loop
+    events = len(fake_kube.events)
+    await loop.reconcile_once()
+    assert len(fake_kube.events) == events  # the same refusal is not re-announced every retry
+
+    fake_kube.refuse_pods = None
+    await loop.reconcile_once()
+    assert len(fake_kube.workers()) == 2
