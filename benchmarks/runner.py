@@ -95,6 +95,7 @@ def run(options: Options) -> Path:
         def save() -> None:
             report.write(results, options.out_dir, _stem(plan), plot_python)
 
+        ctx.checkpoint = save
         _run_scenarios(ctx, results["scenarios"], save)
         save()
         say(f"results: {options.out_dir / _stem(plan)}.{{json,md,png}}")
@@ -124,7 +125,7 @@ def merge_base(previous: dict[str, Any], meta: dict[str, Any], scenarios: tuple[
 
 def _run_scenarios(ctx: scenarios.Context, out: dict[str, Any], save: Callable[[], None]) -> None:
     plan = ctx.plan
-    steps: list[tuple[str, Callable[[], None]]] = []
+    steps: list[tuple[str, Callable[[], object]]] = []
     if "startup" in plan.scenarios or "scale_down" in plan.scenarios:
         def startup() -> None:
             out["startup"], scale_down = scenarios.startup_and_scale_down(ctx)
@@ -134,7 +135,7 @@ def _run_scenarios(ctx: scenarios.Context, out: dict[str, Any], save: Callable[[
     if "idle_load" in plan.scenarios:
         steps.append(("3 API load at rest", lambda: out.__setitem__("idle_load", scenarios.idle_load(ctx))))
     if "footprint" in plan.scenarios:
-        steps.append(("4 footprint", lambda: out.__setitem__("footprint", scenarios.footprint(ctx))))
+        steps.append(("4 footprint", lambda: scenarios.footprint(ctx, out.setdefault("footprint", {}))))
     if "cold_start" in plan.scenarios:
         steps.append(("5 real node cold start",
                       lambda: out.__setitem__("cold_start", scenarios.cold_start(ctx, _probe_pythons(ctx)))))

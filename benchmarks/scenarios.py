@@ -34,6 +34,8 @@ class Context:
     audit: audit.AuditLog | None
     run_dir: Path
     say: Callable[[str], None]
+    #: Saves the results gathered so far (long scenarios call it between phases).
+    checkpoint: Callable[[], None] = lambda: None
 
     def namespace(self, tool: str, scenario: str) -> str:
         return f"bench-{tool}-{scenario}".replace("_", "-")
@@ -238,13 +240,16 @@ def idle_load(ctx: Context) -> Result:
 
 # --- 4: footprint ------------------------------------------------------------------------------------
 
-def footprint(ctx: Context) -> Result:
-    """Scenario 4: RSS and CPU of each controller with many clusters, then among unrelated objects."""
+def footprint(ctx: Context, result: Result) -> Result:
+    """Scenario 4: RSS and CPU of each controller with many clusters, then among unrelated objects.
+
+    Fills ``result`` phase by phase (checkpointed), so a run cut short keeps the phases it finished."""
     controllers = {n: t for n, t in ctx.tools.items() if t.user}
-    result: Result = {name: {} for name in controllers}
+    result.update({name: {} for name in controllers})
     unrelated_ns = "bench-unrelated"
     for name, tool in controllers.items():
         result[name]["clean"] = _footprint_phase(ctx, tool, ctx.namespace(name, "footprint"), delete_ns=True)
+        ctx.checkpoint()
     if controllers:
         _fill_unrelated(ctx, unrelated_ns)
         try:
@@ -254,6 +259,7 @@ def footprint(ctx: Context) -> Result:
                 if clean.get("rss_mib") and busy.get("rss_mib"):
                     result[name]["rss_ratio_unrelated_to_clean"] = round(
                         busy["rss_mib"] / clean["rss_mib"], 3)
+                ctx.checkpoint()
         finally:
             ctx.kube.delete_namespace(unrelated_ns)
     return result

@@ -58,7 +58,7 @@ PAUSE_TAG = "registry.k8s.io/pause:3.10"
 
 # The Dask image carries these requirements (with their dependency closure) at the versions of the
 # running environment, so clients and workers agree on the wire protocol and pickles.
-DASK_ROOTS = ["dask[array]", "distributed"]
+DASK_ROOTS = ["dask[array,diagnostics]", "distributed"]  # diagnostics brings bokeh: the dashboard
 # The controller image's third-party dependencies; the project itself is installed by its Dockerfile.
 CONTROLLER_ROOTS = [
     "dask[array]",

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything kubedask's demo and tests need on a fresh Debian machine, idempotently:
-# Debian packages for the local cluster's node, and a Python virtualenv cached outside the repo,
-# keyed by the hash of pyproject.toml. Prints the virtualenv's python path on the last line.
+# Debian packages for the local cluster's node, and a Python virtualenv cached outside the repo, keyed
+# by the project's dependency lists. Prints the virtualenv's python path on the last line.
+#
+# The virtualenv uses Debian's python3 on purpose: the local cluster's Dask image is built from the same
+# Debian release, so client, scheduler and workers run the very same Python (no version-mismatch warning).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${KUBEDASK_CACHE:-$HOME/.cache/kubedask}"
 mkdir -p "$cache"
 
-apt_packages=(containerd runc containernetworking-plugins iptables conntrack debootstrap iproute2 docker.io)
+apt_packages=(python3 python3-venv containerd runc containernetworking-plugins iptables conntrack debootstrap iproute2 docker.io openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,12 +21,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-key="$(cat "$here/pyproject.toml" | sha256sum | cut -c1-12)"
+python=/usr/bin/python3
+key="$("$python" - "$here/pyproject.toml" <<'PY' | sha256sum | cut -c1-12
+import sys, tomllib, platform
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print(platform.python_version(), project["dependencies"], project["optional-dependencies"])
+PY
+)"
 venv="$cache/venv-$key"
 if [[ ! -x "$venv/bin/python" || ! -f "$venv/.complete" ]]; then
   echo "bootstrap: creating Python environment $venv" >&2
   rm -rf "$venv"
-  python3 -m venv "$venv"
+  "$python" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip >&2
   # Install the dependencies only; the project itself runs from the work tree (see pytest pythonpath).
   "$venv/bin/pip" install -q -e "$here[controller,test]" >&2

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name), the only way a request is keyed anywhere
 Body = dict[str, Any]
+Manifest = dict[str, Any]
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -65,9 +66,9 @@ class Settings:
     settle_delay: float = 2.0
     #: Coalesce bursts of pod events (1000 pods starting) into one pass.
     debounce: float = 0.2
-    #: Slow start for creates: the first batch size, doubled after each fully successful batch.
+    #: Slow start for creates: this many first, then the rest with ``max_in_flight`` at a time.
     first_batch: int = 16
-    max_batch: int = 256
+    max_in_flight: int = 64
     #: How long an unseen create / delete is trusted before the LIST is believed instead.
     expectation_timeout: float = 60.0
     idle_poll_interval: float = 15.0
@@ -399,31 +400,50 @@ class ClusterLoop:
             await self.event("PodsDeleted", f"deleted {len(deleted)} pods: {shown}")
 
     async def _create_workers(self, request: ClusterRequest, count: int, owner: Mapping[str, Any]) -> int:
-        namespace, name = self.key
-        created, batch = 0, self.settings.first_batch
-        while created < count:
-            size = min(batch, count - created)
-            manifests = [builders.build_worker_pod(request, namespace, builders.new_worker_name(name), owner)
-                         for _ in range(size)]
-            deadline = time.monotonic() + self.settings.expectation_timeout
-            for manifest in manifests:  # expected before sent: a crash mid-batch is covered by the LIST
-                self.expected_creates[manifest["metadata"]["name"]] = deadline
-            results = await asyncio.gather(*(self.kube.create_pod(m) for m in manifests),
-                                           return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            for result, manifest in zip(results, manifests, strict=True):
-                if isinstance(result, BaseException):
-                    self.expected_creates.pop(manifest["metadata"]["name"], None)
-            created += size - len(failures)
-            if failures:
-                # Stop early (quota, admission errors): the next pass retries with backoff.
-                refusal = _refusal(failures[0])
-                if refusal:
-                    raise Rejected(f"the API server refused a worker pod: {refusal}")
-                await self.event("CreateFailed", f"could not create worker pods: {failures[0]}", "Warning")
-                raise RuntimeError(f"creating worker pods failed: {failures[0]}")
-            batch = min(batch * 2, self.settings.max_batch)
+        """Create ``count`` workers: a small first batch proves the API server accepts the pod, then the
+        rest flow with ``max_in_flight`` creates at a time (no batch barriers, so one slow create does
+        not hold the others back)."""
+        first = min(self.settings.first_batch, count)
+        created = await self._create_batch(request, first, owner, in_flight=first)
+        if count > first:
+            created += await self._create_batch(request, count - first, owner,
+                                                in_flight=self.settings.max_in_flight)
         return created
+
+    async def _create_batch(self, request: ClusterRequest, count: int, owner: Mapping[str, Any],
+                            in_flight: int) -> int:
+        namespace, name = self.key
+        manifests = [builders.build_worker_pod(request, namespace, builders.new_worker_name(name), owner)
+                     for _ in range(count)]
+        deadline = time.monotonic() + self.settings.expectation_timeout
+        for manifest in manifests:  # expected before sent: a crash mid-way is covered by the LIST
+            self.expected_creates[manifest["metadata"]["name"]] = deadline
+        gate = asyncio.Semaphore(in_flight)
+        failed = asyncio.Event()  # after the first refusal, the rest are not even sent
+
+        async def create(manifest: Manifest) -> bool:
+            async with gate:
+                if failed.is_set():
+                    raise _NotSent()
+                try:
+                    return await self.kube.create_pod(manifest)
+                except Exception:
+                    failed.set()
+                    raise
+
+        results = await asyncio.gather(*(create(m) for m in manifests), return_exceptions=True)
+        for result, manifest in zip(results, manifests, strict=True):
+            if isinstance(result, BaseException):
+                self.expected_creates.pop(manifest["metadata"]["name"], None)
+        failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, _NotSent)]
+        if failures:
+            # Quota, admission or API errors: stop here; the next pass retries with backoff.
+            refusal = _refusal(failures[0])
+            if refusal:
+                raise Rejected(f"the API server refused a worker pod: {refusal}")
+            await self.event("CreateFailed", f"could not create worker pods: {failures[0]}", "Warning")
+            raise RuntimeError(f"creating worker pods failed: {failures[0]}")
+        return count
 
     async def _delete_pods(self, names: list[str]) -> None:
         namespace = self.key[0]
@@ -480,6 +500,10 @@ class ClusterLoop:
 
 #: Seconds between attempts while the API server refuses what a request asks for.
 REJECTED_RETRY = 60.0
+
+
+class _NotSent(Exception):
+    """A create skipped because an earlier one in the same batch failed."""
 
 
 class Rejected(Exception):
