@@ -78,7 +78,7 @@ def full(tools: tuple[str, ...] = TOOLS, scenarios: tuple[str, ...] = SCENARIOS)
     return Plan(
         mode="full", tools=tools, scenarios=scenarios,
         startup_sizes=(10, 100, 1000), repeats=3, scale_from=1000, scale_to=100, scale_down_timeout=150.0,
-        idle_clusters=50, idle_settle=20.0, idle_window=120.0,
+        idle_clusters=50, idle_settle=20.0, idle_window=90.0,
         footprint_clusters=100, footprint_workers=10, unrelated_configmaps=10_000, unrelated_pods=10_000,
         footprint_window=20.0,
         cold_start_repeats=5, timeout=600.0, nodes=20,

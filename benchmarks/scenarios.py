@@ -88,7 +88,7 @@ def _wait_no_deployments(ctx: Context, namespace: str, selector: str) -> None:
 def _start_controllers(ctx: Context, namespaces: dict[str, str]) -> None:
     for name, tool in ctx.tools.items():
         ctx.kube.create_namespace(namespaces[name])
-        if tool.controller is None and name != "raw":
+        if tool.user:
             ctx.say(f"  starting the {name} controller for {namespaces[name]}")
         tool.start([namespaces[name]])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -113,7 +114,8 @@ class KubedaskTool(_ControllerTool):
     service_account = "bench-kubedask"
 
     def _argv(self, namespaces: Sequence[str], health_port: int) -> list[str]:
-        argv = [os.environ.get("KUBEDASK_PYTHON", _project_python()), "-m", "kubedask_controller",
+        # The runner's own interpreter is the project venv's (see docs/benchmarks/README.md).
+        argv = [sys.executable, "-m", "kubedask_controller",
                 "--health-port", str(health_port), "--metrics-port", str(free_port()),
                 "--bind-host", "127.0.0.1", "--lease-namespace", namespaces[0], "--log-level", "INFO"]
         for namespace in namespaces:
@@ -212,12 +214,6 @@ class RawTool:
     def delete_all(self, namespace: str) -> None:
         self.kube.core.delete_collection_namespaced_pod(
             namespace, label_selector=f"{manifests.BENCH_LABEL}=raw", _preload_content=False)
-
-
-def _project_python() -> str:
-    import sys
-
-    return sys.executable
 
 
 def install_operator_crds(kubectl: Callable[..., str], say: Callable[[str], None]) -> None:

@@ -161,6 +161,9 @@ def start_controller_manager(cluster: Cluster) -> None:
             "--cluster-cidr", POD_CIDR,
             "--service-cluster-ip-range", SERVICE_CIDR,
             "--allocate-node-cidrs=false",
+            # On 2 busy cores KWOK's lease renewals can lag; a short grace period would flap simulated
+            # nodes NotReady and taint their pods away in the middle of a test.
+            "--node-monitor-grace-period", "300s",
             "--concurrent-gc-syncs", "50",  # many worker pods go at once when a request is deleted
             "--kube-api-qps", "200",
             "--kube-api-burst", "400",

@@ -45,7 +45,14 @@ def devcluster_instance(request: pytest.FixtureRequest) -> Iterator[object | Non
 
     name = os.environ.get("KUBEDASK_CLUSTER", lifecycle.DEFAULT_NAME)
     existing = Cluster.load(name)
-    if existing is not None and lifecycle.healthy(lifecycle.status(name)):
+    if existing is not None:
+        health = lifecycle.status(name)
+        if not lifecycle.healthy(health):
+            # Never tear down an instance this session didn't start: another session may be using it.
+            pytest.fail(
+                f"the local cluster {name!r} exists but is unhealthy ({health}); restart it with "
+                f"`python -m devcluster --name {name} down && python -m devcluster --name {name} up`"
+            )
         yield existing
         return
     real_node = os.environ.get("KUBEDASK_REAL_NODE", "1") != "0"

@@ -62,7 +62,7 @@ def test_repeated_runs_report_the_median_and_any_timeout() -> None:
 
     runs = [{"seconds": 3.0, "running": 10}, {"seconds": 1.0, "running": 10}, {"seconds": 2.0, "running": 10}]
     assert summarise(runs) == {"seconds": 2.0, "running": 10, "runs": [3.0, 1.0, 2.0]}
-    stuck = [{"seconds": 1.0, "running": 10}, {"seconds": None, "running": 7}]
+    stuck: list[dict[str, Any]] = [{"seconds": 1.0, "running": 10}, {"seconds": None, "running": 7}]
     assert summarise(stuck) == {"seconds": None, "running": 7, "runs": [1.0, None]}
 
 
