@@ -36,28 +36,8 @@ from kubedask import (
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
-# The seed's worker-spec.yml with resources that fit this machine, and without EXTRA_PIP_PACKAGES
-# (nothing can be downloaded here).
-WORKER_SPEC = """\
-kind: Pod
-metadata:
-  labels:
-    foo: bar
-spec:
-  restartPolicy: Never
-  containers:
-  - image: ghcr.io/dask/dask:latest
-    imagePullPolicy: IfNotPresent
-    args: [dask-worker, --nthreads, '1', --no-dashboard, --memory-limit, 1GB, --death-timeout, '60']
-    name: dask-worker
-    resources:
-      limits:
-        cpu: "1"
-        memory: 1G
-      requests:
-        cpu: 100m
-        memory: 256M
-"""
+# The seed's worker-spec.yml with resources that fit this machine (the README's example, verbatim).
+WORKER_SPEC = (REPO / "examples" / "worker-spec.yml").read_text()
 
 
 def eventually(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:

@@ -231,3 +231,20 @@ def can_i(
 
 def service_account(namespace: str, name: str) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
+
+
+# A freshly installed controller pulls nothing but may take a while on 2 busy cores: wait generously.
+PATIENT_CLIENT_CONFIG = {
+    "kubernetes.scheduler-service-wait-timeout": 180,
+    "kubernetes.controller-timeout": 60,
+    "distributed.comm.timeouts.connect": "60s",
+}
+
+
+def small_worker_spec() -> Any:
+    """make_pod_spec sized so that a few workers fit the local cluster's 2-core node."""
+    from kubedask import make_pod_spec
+
+    return make_pod_spec(
+        image="ghcr.io/dask/dask:latest", memory_limit="1G", memory_request="256M", cpu_limit=1, cpu_request="100m"
+    )

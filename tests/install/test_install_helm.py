@@ -20,8 +20,8 @@ import dask.array as da
 import dask.config
 import pytest
 from dask.distributed import Client
-from installkit import CHART, can_i, service_account
-from kubedask import KubeCluster, make_pod_spec
+from installkit import CHART, PATIENT_CLIENT_CONFIG, can_i, service_account, small_worker_spec
+from kubedask import KubeCluster
 
 pytestmark = pytest.mark.realnode
 
@@ -145,20 +145,8 @@ def release(
 @pytest.fixture(scope="module")
 def dask_cluster(release: Release, real_node: str) -> Iterator[KubeCluster]:
     """A Dask cluster requested from the host, in the watched namespace, kept across the tests."""
-    with dask.config.set(
-        {
-            "kubernetes.scheduler-service-wait-timeout": 180,
-            "kubernetes.controller-timeout": 60,
-            "distributed.comm.timeouts.connect": "60s",
-        }
-    ):
-        pod_spec = make_pod_spec(
-            image="ghcr.io/dask/dask:latest",
-            memory_limit="1G",
-            memory_request="256M",
-            cpu_limit=1,
-            cpu_request="100m",
-        )
+    with dask.config.set(PATIENT_CLIENT_CONFIG):
+        pod_spec = small_worker_spec()
         cluster = KubeCluster(pod_spec, namespace=release.watched, n_workers=1)
         try:
             yield cluster

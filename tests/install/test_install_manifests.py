@@ -19,8 +19,17 @@ import dask.array as da
 import dask.config
 import pytest
 from dask.distributed import Client
-from installkit import MANIFESTS, MANIFESTS_ALL_NAMESPACES, Doc, load_dir, relocate, to_yaml
-from kubedask import KubeCluster, make_pod_spec
+from installkit import (
+    MANIFESTS,
+    MANIFESTS_ALL_NAMESPACES,
+    PATIENT_CLIENT_CONFIG,
+    Doc,
+    load_dir,
+    relocate,
+    small_worker_spec,
+    to_yaml,
+)
+from kubedask import KubeCluster
 
 pytestmark = pytest.mark.realnode
 
@@ -65,20 +74,8 @@ def applied(
 
 
 def compute_in(namespace: str) -> float:
-    with dask.config.set(
-        {
-            "kubernetes.scheduler-service-wait-timeout": 180,
-            "kubernetes.controller-timeout": 60,
-            "distributed.comm.timeouts.connect": "60s",
-        }
-    ):
-        pod_spec = make_pod_spec(
-            image="ghcr.io/dask/dask:latest",
-            memory_limit="1G",
-            memory_request="256M",
-            cpu_limit=1,
-            cpu_request="100m",
-        )
+    with dask.config.set(PATIENT_CLIENT_CONFIG):
+        pod_spec = small_worker_spec()
         with KubeCluster(pod_spec, namespace=namespace, n_workers=1) as cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(1, timeout=180)
             return float(da.ones((100, 100, 100), chunks=50).mean().compute())

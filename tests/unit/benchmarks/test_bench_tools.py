@@ -33,7 +33,8 @@ def test_operator_runs_from_its_own_venv_with_kopf_standalone(tmp_path: Path) ->
 
 
 def test_each_controller_has_its_own_audit_identity(tmp_path: Path) -> None:
-    users = {cls(cast(Kube, None), tmp_path, tmp_path).user for cls in (tools.KubedaskTool, tools.OperatorTool)}
+    controllers = (tools.KubedaskTool, tools.OperatorTool)
+    users = {cls(cast(Kube, None), tmp_path, tmp_path).user for cls in controllers}
     assert users == {"system:serviceaccount:kube-system:bench-kubedask",
                      "system:serviceaccount:kube-system:bench-operator"}
     assert tools.RawTool(cast(Kube, None)).user is None
