@@ -153,7 +153,9 @@ def _build_locked(component: Component, log: bool) -> None:
             continue  # survived an interrupted earlier build
         started = time.monotonic()
         if log:
-            print(f"devcluster: building {binary} ({component.name} {component.version}) ...", file=sys.stderr, flush=True)
+            print(
+                f"devcluster: building {binary} ({component.name} {component.version}) ...", file=sys.stderr, flush=True
+            )
         out = staging / f"{binary}.tmp"
         if component.module_dir is not None:
             args = [go, "build", "-ldflags", ldflags, "-o", str(out), package]

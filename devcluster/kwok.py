@@ -98,6 +98,7 @@ def register_nodes(cluster: Cluster, count: int) -> None:
     if count == 0:
         return
     items = [node_manifest(i) for i in range(count)]
-    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    node_list = {"apiVersion": "v1", "kind": "List", "items": items}
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(node_list))
     cluster.kubectl("wait", "--for=condition=Ready", "node", "-l", "type=kwok", "--timeout=120s")
 

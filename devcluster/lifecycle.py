@@ -84,7 +84,7 @@ def stop_processes(cluster: Cluster, keep_state: bool = False) -> None:
         owns_node_address = node.owns_host_network(cluster)
         try:
             node.stop_real_node(cluster)
-        except Exception as error:  # noqa: BLE001 - keep stopping the rest
+        except Exception as error:
             say(f"stopping the real node failed: {error}")
     procs = cluster.processes
     names = [n for n in STOP_ORDER if n in procs.names()]
@@ -122,7 +122,8 @@ def status(name: str = DEFAULT_NAME) -> dict[str, str]:
         try:
             out = cluster.kubectl(
                 "get", "nodes", "-o",
-                "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}",
+                "jsonpath={range .items[*]}{.metadata.name}="
+                "{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}",
             )
             lines = [line for line in out.splitlines() if line]
             ready = sum(1 for line in lines if line.endswith("=True"))

@@ -89,7 +89,7 @@ class Processes:
             try:
                 if check():
                     return
-            except Exception:  # noqa: BLE001 - any failure just means "not yet"
+            except Exception:
                 pass
             if time.monotonic() > deadline:
                 raise ComponentError(

@@ -20,8 +20,8 @@ cluster.scale(10)  # specify number of workers explicitly
 cluster.scale(2)  # ... and back down: this machine has two cores
 cluster.adapt(minimum=1, maximum=4)  # or dynamically scale based on current workload
 
-from dask.distributed import Client  # noqa: E402 - kept in the order the classic docs show
-import dask.array as da  # noqa: E402
+from dask.distributed import Client
+import dask.array as da
 
 # Connect Dask to the cluster
 client = Client(cluster)

@@ -1,4 +1,4 @@
-"""The local cluster's control plane and simulated nodes behave like a real Kubernetes (issue: local cluster, part 1)."""
+"""The local cluster's control plane and simulated nodes behave like a real Kubernetes (local cluster, part 1)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from devcluster.cluster import Cluster, Ports
 def test_serving_certificate_carries_every_name_pods_and_the_host_use(tmp_path: Path) -> None:
     pki.ensure_ca(tmp_path)
     crt, _ = pki.issue(tmp_path, "apiserver", "kube-apiserver", sans=["127.0.0.1", "kubernetes.default"], server=True)
-    text = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout", "-text"], capture_output=True, text=True).stdout
+    args = ["openssl", "x509", "-in", str(crt), "-noout", "-text"]
+    text = subprocess.run(args, capture_output=True, text=True).stdout
     assert "IP Address:127.0.0.1" in text
     assert "DNS:kubernetes.default" in text
     assert "TLS Web Server Authentication" in text
