@@ -98,13 +98,15 @@ def main() -> None:
     args = parser.parse_args()
     kubeconfig = kubeconfig_path()
     configuration = kubernetes.client.Configuration()
-    kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=configuration
+    )
     configuration.connection_pool_maxsize = args.threads
     core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
     suffix = uuid.uuid4().hex[:5]
     namespaces = {"raw": f"bench-raw-{suffix}", "kubedask": f"bench-kubedask-{suffix}"}
     for ns in namespaces.values():
-        core.create_namespace({"metadata": {"name": ns}})
+        core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=ns)))
     try:
         raw = bench_raw(core, namespaces["raw"], args.workers, args.threads)
         print(f"raw client ({args.threads} threads): {args.workers} bare pods Running in {raw:.1f}s",

@@ -67,7 +67,17 @@ def node_manifest(index: int) -> dict[str, object]:
     }
 
 
+def keep_simulated_pod_ips_local() -> None:
+    """Make simulated pod IPs unreachable instead of routed to the default gateway.
+
+    Nothing answers on them, but a client that tries (the controller asking a simulated scheduler) must
+    fail at once on this machine rather than send packets off it. Idempotent; harmless to leave behind.
+    """
+    subprocess.run(["ip", "route", "replace", "unreachable", POD_CIDR], check=True, capture_output=True)
+
+
 def start(cluster: Cluster) -> None:
+    keep_simulated_pod_ips_local()
     kubeconfig = cluster.component_kubeconfig("kwok")
     argv: list[str | Path] = [
         build.binary("kwok"),
