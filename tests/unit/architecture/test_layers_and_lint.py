@@ -51,7 +51,6 @@ def test_code_is_ruff_clean() -> None:
 
 
 def test_packages_are_mypy_strict_clean() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "client", "controller", "devcluster", "benchmarks"], cwd=REPO, capture_output=True, text=True
-    )
+    packages = ["client", "controller", "devcluster", "benchmarks"]
+    proc = subprocess.run([sys.executable, "-m", "mypy", *packages], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
