@@ -52,7 +52,7 @@ def main() -> int:
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s. The cluster keeps running:")
     print(f"  export KUBECONFIG={cluster.kubeconfig}")
     print("  kubectl get cm -l kubedask.io/request -L kubedask.io/phase     # Dask clusters")
-    print("  python -m devcluster down                                     # stop it all")
+    print(f"  {sys.executable} -m devcluster down   # stop it all (from the repo root)")
     return 0
 
 
