@@ -139,8 +139,9 @@ class Cluster:
             },
         )
 
-    def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        """Run the cluster's own kubectl as admin; raise with kubectl's message on failure."""
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float | None = None) -> str:
+        """Run the cluster's own kubectl as admin and return stdout; unless ``check`` is off, raise with
+        kubectl's message on failure."""
         from devcluster import build  # late: `status`/`down` must work even if nothing was built
 
         proc = subprocess.run(
@@ -148,7 +149,8 @@ class Cluster:
             input=stdin,
             capture_output=True,
             text=True,
+            timeout=timeout,
         )
-        if proc.returncode != 0:
+        if check and proc.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout

@@ -61,18 +61,6 @@ def _say(msg: str) -> None:
     print(f"devcluster node: {msg}", file=sys.stderr, flush=True)
 
 
-def _kubectl(cluster: Cluster, *args: str, check: bool = True, timeout: float = 60) -> str:
-    proc = subprocess.run(
-        [str(build.binary("kubectl")), "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 # ---------------------------------------------------------------------------------------------
 # containerd
 
@@ -341,7 +329,7 @@ def _http_ok(port: int, path: str) -> bool:
 
 
 def node_ready(cluster: Cluster) -> bool:
-    out = _kubectl(cluster, "get", "node", REAL_NODE_NAME, "-o", "json", check=False, timeout=10)
+    out = cluster.kubectl("get", "node", REAL_NODE_NAME, "-o", "json", check=False, timeout=10)
     if not out:
         return False
     conditions = json.loads(out).get("status", {}).get("conditions", [])
@@ -451,10 +439,9 @@ def _drain_pods(cluster: Cluster) -> None:
     if not (procs.alive("kubelet") and procs.alive("kube-apiserver")):
         return
     try:
-        _kubectl(cluster, "cordon", REAL_NODE_NAME, check=False, timeout=10)
+        cluster.kubectl("cordon", REAL_NODE_NAME, check=False, timeout=10)
         selector = f"spec.nodeName={REAL_NODE_NAME}"
-        _kubectl(
-            cluster,
+        cluster.kubectl(
             "delete",
             "pods",
             "-A",
@@ -467,8 +454,7 @@ def _drain_pods(cluster: Cluster) -> None:
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            left = _kubectl(
-                cluster,
+            left = cluster.kubectl(
                 "get",
                 "pods",
                 "-A",

@@ -59,7 +59,7 @@ class Processes:
 
     def alive(self, name: str) -> bool:
         pid = self.pid(name)
-        return pid is not None and _exists(pid)
+        return pid is not None and is_running(pid)
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.pids.glob("*.pid")) if self.pids.exists() else []
@@ -70,7 +70,7 @@ class Processes:
         if pid is not None:
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _exists(pid):
+            while time.monotonic() < deadline and is_running(pid):
                 _reap(pid)
                 time.sleep(0.1)
             _signal_group(pid, signal.SIGKILL)
@@ -99,7 +99,7 @@ class Processes:
             time.sleep(0.2)
 
 
-def _exists(pid: int) -> bool:
+def is_running(pid: int) -> bool:
     """True while the process runs; a zombie (an exited child not yet reaped) counts as gone."""
     try:
         os.kill(pid, 0)

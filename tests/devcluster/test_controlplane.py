@@ -11,7 +11,7 @@ import pytest
 
 from devcluster import controlplane, kwok, lifecycle
 from devcluster.cluster import Cluster, Ports
-from devcluster.processes import ComponentError
+from devcluster.processes import ComponentError, is_running
 
 Kubectl = Callable[..., str]
 
@@ -150,17 +150,10 @@ def test_a_second_instance_runs_beside_the_first_and_down_leaves_nothing(
     assert Cluster.load("second") is None
     for pid in pids:
         assert pid is not None
-        assert not _process_exists(pid), f"process {pid} survived `down`"
+        assert not is_running(pid), f"process {pid} survived `down`"
 
 
 def test_node_count_is_validated() -> None:
     with pytest.raises(ValueError, match="between 0 and 1000"):
         kwok.register_nodes(None, 1001)  # type: ignore[arg-type]
 
-
-def _process_exists(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
