@@ -218,10 +218,16 @@ class Cluster:
         return [e for e in self.core.list_namespaced_event(self.namespace).items
                 if e.involved_object.name == name and e.involved_object.kind == "ConfigMap"]
 
-    def wait_phase(self, name: str, phase: str, timeout: float = 60) -> ClusterStatus:
+    def wait_phase(
+        self, name: str, phase: str, timeout: float = 60, requested: int | None = None
+    ) -> ClusterStatus:
+        """Wait for ``phase`` (and, if given, that many requested workers: after a scale the status may
+        briefly still show the old count with the old phase, until the controller's pass writes it)."""
         def probe() -> ClusterStatus | None:
             status = self.status(name)
-            return status if status and status.phase == phase else None
+            if status is None or status.phase != phase:
+                return None
+            return status if requested is None or status.workers.requested == requested else None
         try:
             return wait_for(f"request {name} to reach phase {phase}", probe, timeout)
         except AssertionError as exc:

@@ -79,12 +79,7 @@ def test_kubectl_patch_scales_up_and_down(
     assert cluster.wait_phase("scaling", "Running").workers.running == 6
     kubectl("patch", "cm", "scaling", "-n", namespace, "-p", '{"data":{"workers":"1"}}')
     cluster.wait_workers("scaling", 1)
-
-    def settled_at_one() -> bool:
-        status = cluster.status("scaling")
-        return status is not None and status.phase == "Running" and status.workers.requested == 1
-    # The status catches up once the retire-then-delete pass has finished writing it.
-    wait_for("the status to report 1 requested worker, Running", settled_at_one)
+    assert cluster.wait_phase("scaling", "Running", requested=1).workers.requested == 1
 
 
 def test_deleted_worker_and_scheduler_pods_are_replaced(controller: ControllerProcess, cluster: Cluster,

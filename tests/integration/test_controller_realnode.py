@@ -77,7 +77,7 @@ def test_adaptive_cluster_grows_under_work_and_shrinks_to_minimum(
                  timeout=180)
         assert sum(client.gather(futures)) == sum(range(40))
     cluster.wait_workers("elastic", 1, timeout=240)
-    assert cluster.wait_phase("elastic", "Running").workers.requested == 1
+    assert cluster.wait_phase("elastic", "Running", requested=1).workers.requested == 1
 
 
 def test_idle_cluster_shuts_itself_down(controller: ControllerProcess, cluster: Cluster, namespace: str,
