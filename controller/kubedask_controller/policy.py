@@ -145,3 +145,29 @@ def _added_capabilities(security: Mapping[str, Any]) -> Iterable[str]:
     if not isinstance(capabilities, dict):
         return []
     return [str(c).upper().removeprefix("CAP_") for c in capabilities.get("add") or []]
+
+
+# --- the admission interface (shared with the loop) ----------------------------------------------------
+
+import dataclasses  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class NamespaceUsage:
+    """What other, older, admitted requests of the same namespace already hold."""
+
+    clusters: int = 0
+    workers: int = 0
+
+
+def worker_claim(request: ClusterRequest) -> int:
+    """The most workers a request may run: its worker count or its adapt maximum, whichever is larger."""
+    return max(request.workers, request.adapt.maximum if request.adapt else 0)
+
+
+def admit(request: ClusterRequest, policy: Policy, namespace: str,
+          usage: NamespaceUsage = NamespaceUsage()) -> ClusterRequest:
+    """The request to run, or :class:`PolicyViolation` naming what the policy refuses."""
+    del namespace, usage  # the per-namespace rules arrive with the policy package
+    check_request(request, policy)
+    return request
