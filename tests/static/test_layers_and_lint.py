@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 CONTROLLER = REPO / "controller" / "kubedask_controller"
 CLIENT = REPO / "client" / "kubedask"
 
@@ -54,3 +54,12 @@ def test_packages_are_mypy_strict_clean() -> None:
     packages = ["client", "controller", "devcluster", "benchmarks"]
     proc = subprocess.run([sys.executable, "-m", "mypy", *packages], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_git_tracks_nothing_that_gitignore_excludes() -> None:
+    """Build artefacts (bytecode, egg-info) in git are rewritten by every install and dirty every tree."""
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    proc = subprocess.run(["git", "ls-files", "--cached", "--ignored", "--exclude-standard"], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == [], f"tracked although .gitignore excludes them: {proc.stdout.split()}"
