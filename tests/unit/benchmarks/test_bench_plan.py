@@ -1,4 +1,4 @@
-"""The benchmark plans: the full run measures what issue 7 asks for; quick stays tiny."""
+"""The benchmark plans: the full run measures every scenario at every size; quick stays tiny."""
 
 from __future__ import annotations
 
