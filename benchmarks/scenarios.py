@@ -1,4 +1,6 @@
-"""The five benchmark scenarios (docs/benchmarks/README.md describes them). Each takes the run's :class:`Context` and returns a JSON-able dict.
+"""The five benchmark scenarios (docs/benchmarks/README.md describes them).
+
+Each takes the run's :class:`Context` and returns a JSON-able dict.
 
 Tools are measured one after another on the same cluster, interleaved per size, so slow drift of the
 shared machine's load affects all of them alike; every wait is bounded by ``plan.timeout`` and a
