@@ -1,0 +1,95 @@
+"""The request schema: the one place that defines what a kubedask request ConfigMap may contain.
+
+A request is a ConfigMap labelled ``kubedask.io/request: cluster`` (:data:`REQUEST_SELECTOR`). Both the
+client (which writes requests and reads their status) and the controller (which validates and acts on
+them) import this package, so it depends only on pydantic and PyYAML. Its modules, by job:
+
+- :mod:`.names`: labels, annotations, request keys, ports, name rules and derived object names;
+- :mod:`.request`: the request model, :func:`parse_request` and :func:`build_request_data`;
+- :mod:`.template`: pod templates inside a request;
+- :mod:`.status`: the status the controller writes and the heartbeat the client writes;
+- :mod:`.safe_yaml`: bounded parsing of untrusted YAML;
+- :mod:`.errors`: :class:`RequestError` and the translation of pydantic's errors into kubedask's words.
+
+Example::
+
+    >>> from kubedask.spec import build_request_data, parse_request
+    >>> data = build_request_data(workers=2, worker_template={
+    ...     "containers": [{"name": "dask-worker", "image": "ghcr.io/dask/dask:latest"}]})
+    >>> parse_request("analysis", data).workers
+    2
+"""
+
+from __future__ import annotations
+
+from .errors import RequestError, describe_validation_error, from_validation_error
+from .names import (
+    ALL_KEYS,
+    CLUSTER_NAME_LABEL,
+    COMPONENT_LABEL,
+    DASHBOARD_PORT,
+    HEARTBEAT_ANNOTATION,
+    KEY_ADAPT,
+    KEY_DEPLOY_MODE,
+    KEY_HEARTBEAT_TIMEOUT,
+    KEY_IDLE_TIMEOUT,
+    KEY_SCHEDULER_ADDRESS,
+    KEY_SCHEDULER_TEMPLATE,
+    KEY_SERVICE_TYPE,
+    KEY_WORKER_TEMPLATE,
+    KEY_WORKERS,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    MAX_NAME_LENGTH,
+    PHASE_LABEL,
+    REQUEST_LABEL,
+    REQUEST_LABEL_VALUE,
+    REQUEST_SELECTOR,
+    SCHEDULER_PORT,
+    STATUS_ANNOTATION,
+    is_valid_name,
+    name_problem,
+    scheduler_name,
+    validate_name,
+    worker_name,
+)
+from .request import (
+    MAX_WORKERS,
+    AdaptSpec,
+    ClusterRequest,
+    DeployMode,
+    ServiceType,
+    build_request_configmap,
+    build_request_data,
+    fingerprint,
+    format_duration,
+    parse_duration,
+    parse_request,
+)
+from .safe_yaml import MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH, dump_template, safe_load_yaml
+from .status import (
+    ClusterStatus,
+    Condition,
+    Phase,
+    WorkerCounts,
+    format_heartbeat,
+    parse_heartbeat,
+    parse_status,
+)
+from .template import PodTemplate, check_pod_spec, parse_template, template_from_dict
+
+__all__ = [
+    "ALL_KEYS", "CLUSTER_NAME_LABEL", "COMPONENT_LABEL", "DASHBOARD_PORT", "HEARTBEAT_ANNOTATION", "KEY_ADAPT",
+    "KEY_DEPLOY_MODE", "KEY_HEARTBEAT_TIMEOUT", "KEY_IDLE_TIMEOUT", "KEY_SCHEDULER_ADDRESS",
+    "KEY_SCHEDULER_TEMPLATE", "KEY_SERVICE_TYPE", "KEY_WORKERS", "KEY_WORKER_TEMPLATE", "MANAGED_BY_LABEL",
+    "MANAGED_BY_VALUE", "MAX_NAME_LENGTH", "MAX_TEMPLATE_BYTES", "MAX_TEMPLATE_DEPTH", "MAX_WORKERS",
+    "PHASE_LABEL", "REQUEST_LABEL", "REQUEST_LABEL_VALUE", "REQUEST_SELECTOR", "SCHEDULER_PORT",
+    "STATUS_ANNOTATION",
+    "AdaptSpec", "ClusterRequest", "ClusterStatus", "Condition", "DeployMode", "Phase", "PodTemplate",
+    "RequestError", "ServiceType", "WorkerCounts",
+    "build_request_configmap", "build_request_data", "check_pod_spec", "describe_validation_error",
+    "dump_template", "fingerprint", "format_duration", "format_heartbeat", "from_validation_error",
+    "is_valid_name", "name_problem", "parse_duration", "parse_heartbeat", "parse_request", "parse_status",
+    "parse_template", "safe_load_yaml", "scheduler_name", "template_from_dict", "validate_name",
+    "worker_name",
+]

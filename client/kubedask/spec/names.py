@@ -1,0 +1,89 @@
+"""Every name kubedask gives or reads: labels, annotations, request keys, ports, and derived object names.
+
+The client writes requests and reads their status, the controller watches requests and creates the
+objects named here; both import these constants and functions, so a name is spelled in one place.
+
+Example::
+
+    >>> scheduler_name("analysis"), worker_name("analysis", "x7k2p")
+    ('analysis-scheduler', 'analysis-worker-x7k2p')
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import RequestError
+
+REQUEST_LABEL = "kubedask.io/request"
+REQUEST_LABEL_VALUE = "cluster"
+#: The label selector of request ConfigMaps; the client lists with it and the controller watches with it.
+REQUEST_SELECTOR = f"{REQUEST_LABEL}={REQUEST_LABEL_VALUE}"
+PHASE_LABEL = "kubedask.io/phase"
+STATUS_ANNOTATION = "kubedask.io/status"
+HEARTBEAT_ANNOTATION = "kubedask.io/heartbeat"
+#: Label on every object the controller creates; the controller watches only objects carrying it.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "kubedask"
+CLUSTER_NAME_LABEL = "dask.org/cluster-name"
+COMPONENT_LABEL = "dask.org/component"
+
+KEY_WORKERS = "workers"
+KEY_WORKER_TEMPLATE = "worker-template"
+KEY_SCHEDULER_TEMPLATE = "scheduler-template"
+KEY_SERVICE_TYPE = "scheduler-service-type"
+KEY_ADAPT = "adapt"
+KEY_IDLE_TIMEOUT = "idle-timeout"
+KEY_DEPLOY_MODE = "deploy-mode"
+KEY_SCHEDULER_ADDRESS = "scheduler-address"
+KEY_HEARTBEAT_TIMEOUT = "client-heartbeat-timeout"
+ALL_KEYS = (
+    KEY_WORKERS, KEY_WORKER_TEMPLATE, KEY_SCHEDULER_TEMPLATE, KEY_SERVICE_TYPE, KEY_ADAPT,
+    KEY_IDLE_TIMEOUT, KEY_DEPLOY_MODE, KEY_SCHEDULER_ADDRESS, KEY_HEARTBEAT_TIMEOUT,
+)
+
+SCHEDULER_PORT = 8786
+DASHBOARD_PORT = 8787
+
+#: A request name becomes ``NAME-scheduler`` (a Service name: DNS-1035 label, at most 63 characters) and
+#: ``NAME-worker-xxxxx`` (a pod name that also serves as the pod's hostname, kept within 63 characters).
+MAX_NAME_LENGTH = 47
+
+_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def scheduler_name(cluster: str) -> str:
+    """The scheduler's pod, Service and PodDisruptionBudget name: ``NAME-scheduler``."""
+    return f"{cluster}-scheduler"
+
+
+def worker_name(cluster: str, suffix: str) -> str:
+    """A worker pod's name, which is also its Dask worker name: ``NAME-worker-SUFFIX``.
+
+    ``worker_name(cluster, "")`` is the prefix every worker pod name of the cluster starts with.
+    """
+    return f"{cluster}-worker-{suffix}"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a cluster name (a sentence for the user), or None when it can."""
+    if len(name) > MAX_NAME_LENGTH:
+        return (f"it is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed because "
+                f"'-scheduler' and '-worker-xxxxx' are appended to it for the Dask pods")
+    if not _NAME_RE.match(name):
+        return ("use lower-case letters, digits and '-', starting with a letter and ending with a letter "
+                "or digit")
+    return None
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` can be a cluster name (see :func:`validate_name`)."""
+    return name_problem(name) is None
+
+
+def validate_name(name: str) -> None:
+    """Refuse names that cannot become ``NAME-scheduler`` Services and ``NAME-worker-xxxxx`` pods."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise RequestError(f"the ConfigMap name {name!r} is not usable as a Dask cluster name: {problem}. "
+                           f"Rename the request.", key="metadata.name")

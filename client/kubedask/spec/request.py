@@ -1,0 +1,302 @@
+"""The request model: what a request ConfigMap's ``data`` may hold, parsed into a :class:`ClusterRequest`.
+
+A request's ``data`` holds flat, kebab-case string values (so ``kubectl patch cm NAME -p
+'{"data":{"workers":"10"}}'`` scales a cluster). :func:`parse_request` is the controller's way in and
+:func:`build_request_data` the client's way out; both give the same :class:`RequestError` messages.
+
+Example::
+
+    >>> data = build_request_data(workers=2, worker_template={
+    ...     "containers": [{"name": "dask-worker", "image": "ghcr.io/dask/dask:latest"}]})
+    >>> parse_request("analysis", data).workers
+    2
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import RequestError, from_validation_error
+from .names import (
+    ALL_KEYS,
+    KEY_ADAPT,
+    KEY_DEPLOY_MODE,
+    KEY_HEARTBEAT_TIMEOUT,
+    KEY_IDLE_TIMEOUT,
+    KEY_SCHEDULER_ADDRESS,
+    KEY_SCHEDULER_TEMPLATE,
+    KEY_SERVICE_TYPE,
+    KEY_WORKER_TEMPLATE,
+    KEY_WORKERS,
+    REQUEST_LABEL,
+    REQUEST_LABEL_VALUE,
+    validate_name,
+)
+from .safe_yaml import dump_template, safe_load_yaml
+from .template import PodTemplate, parse_template
+
+MAX_WORKERS = 100_000
+
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+DeployMode = Literal["remote", "local"]
+_SERVICE_TYPES: tuple[ServiceType, ...] = ("ClusterIP", "NodePort", "LoadBalancer")
+_DEPLOY_MODES: tuple[DeployMode, ...] = ("remote", "local")
+
+_ADDRESS_RE = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/]+:\d{1,5}$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_Choice = TypeVar("_Choice", bound=str)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AdaptSpec(_Frozen):
+    """Controller-side adaptive scaling bounds (``adapt`` key)."""
+
+    minimum: int = Field(ge=0, le=MAX_WORKERS)
+    maximum: int = Field(ge=0, le=MAX_WORKERS)
+    #: Seconds between looks at the scheduler's adaptive target.
+    interval: float = Field(default=5.0, gt=0, le=3600)
+    #: Seconds to wait after a scale-down before scaling down again (scale-ups are never delayed).
+    cooldown: float = Field(default=30.0, ge=0, le=86400)
+
+
+class ClusterRequest(_Frozen):
+    """A validated request. ``fingerprint`` identifies the data it came from (``observedSpec``)."""
+
+    name: str
+    workers: int
+    worker_template: PodTemplate
+    scheduler_template: PodTemplate | None = None
+    scheduler_service_type: ServiceType = "ClusterIP"
+    adapt: AdaptSpec | None = None
+    idle_timeout: float | None = None
+    deploy_mode: DeployMode = "remote"
+    scheduler_address: str | None = None
+    client_heartbeat_timeout: float | None = None
+    fingerprint: str
+
+
+def fingerprint(data: Mapping[str, str]) -> str:
+    """A short stable hash of request data; equal data gives equal fingerprints."""
+    canonical = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
+    """Validate a request's name and ``data``; raise :class:`RequestError` with a user-facing message."""
+    validate_name(name)
+    data = dict(data or {})
+    unknown = sorted(set(data) - set(ALL_KEYS))
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, ALL_KEYS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise RequestError(
+            f"unknown key {key!r} in the request data.{hint} Allowed keys: {', '.join(ALL_KEYS)}.", key=key)
+    for key, value in data.items():
+        if not isinstance(value, str):  # pragma: no cover - the API server only stores strings
+            raise RequestError(f"key {key!r} must be a string, got {type(value).__name__}.", key=key)
+
+    deploy_mode = _parse_choice(data, KEY_DEPLOY_MODE, _DEPLOY_MODES, "remote")
+    scheduler_address = data.get(KEY_SCHEDULER_ADDRESS, "").strip() or None
+    if deploy_mode == "local":
+        if scheduler_address is None:
+            raise RequestError(
+                f"key {KEY_DEPLOY_MODE!r} is 'local' but {KEY_SCHEDULER_ADDRESS!r} is missing: set it to "
+                f"the address workers should connect to, e.g. 'tcp://10.0.0.5:8786'.",
+                key=KEY_SCHEDULER_ADDRESS)
+        if not _ADDRESS_RE.match(scheduler_address):
+            raise RequestError(
+                f"key {KEY_SCHEDULER_ADDRESS!r} has value {scheduler_address!r}; expected "
+                f"'PROTOCOL://HOST:PORT' such as 'tcp://10.0.0.5:8786'.", key=KEY_SCHEDULER_ADDRESS)
+    elif scheduler_address is not None:
+        raise RequestError(
+            f"key {KEY_SCHEDULER_ADDRESS!r} is only used with {KEY_DEPLOY_MODE!r}: 'local'; remove it or "
+            f"set {KEY_DEPLOY_MODE!r} to 'local'.", key=KEY_SCHEDULER_ADDRESS)
+
+    if KEY_WORKER_TEMPLATE not in data:
+        raise RequestError(
+            f"key {KEY_WORKER_TEMPLATE!r} is missing: add a Pod manifest or a bare pod spec (YAML) "
+            f"describing one Dask worker.", key=KEY_WORKER_TEMPLATE)
+    worker_template = parse_template(data[KEY_WORKER_TEMPLATE], key=KEY_WORKER_TEMPLATE)
+    scheduler_template = None
+    if data.get(KEY_SCHEDULER_TEMPLATE, "").strip():
+        if deploy_mode == "local":
+            raise RequestError(
+                f"key {KEY_SCHEDULER_TEMPLATE!r} is set but {KEY_DEPLOY_MODE!r} is 'local', where the "
+                f"scheduler runs in the client process; remove one of them.", key=KEY_SCHEDULER_TEMPLATE)
+        scheduler_template = parse_template(data[KEY_SCHEDULER_TEMPLATE], key=KEY_SCHEDULER_TEMPLATE)
+
+    adapt = _parse_adapt(data[KEY_ADAPT]) if data.get(KEY_ADAPT, "").strip() else None
+    return ClusterRequest(
+        name=name,
+        workers=_parse_int(data, KEY_WORKERS, default=adapt.minimum if adapt else 0),
+        worker_template=worker_template,
+        scheduler_template=scheduler_template,
+        scheduler_service_type=_parse_choice(data, KEY_SERVICE_TYPE, _SERVICE_TYPES, "ClusterIP"),
+        adapt=adapt,
+        idle_timeout=_parse_duration(data, KEY_IDLE_TIMEOUT),
+        deploy_mode=deploy_mode,
+        scheduler_address=scheduler_address,
+        client_heartbeat_timeout=_parse_duration(data, KEY_HEARTBEAT_TIMEOUT),
+        fingerprint=fingerprint(data),
+    )
+
+
+def _parse_int(data: Mapping[str, str], key: str, default: int) -> int:
+    raw = data.get(key)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise RequestError(
+            f"key {key!r} has value {raw!r}, which is not a whole number; use a count between 0 and "
+            f"{MAX_WORKERS}, e.g. \"3\".", key=key) from None
+    if not 0 <= value <= MAX_WORKERS:
+        raise RequestError(
+            f"key {key!r} has value {raw!r}; it must be between 0 and {MAX_WORKERS}.", key=key)
+    return value
+
+
+def _parse_choice(data: Mapping[str, str], key: str, allowed: tuple[_Choice, ...],
+                  default: _Choice) -> _Choice:
+    raw = data.get(key)
+    if raw is None or not raw.strip():
+        return default
+    for choice in allowed:  # be lenient about case ("clusterip"), strict about the word
+        if raw.strip().lower() == choice.lower():
+            return choice
+    raise RequestError(
+        f"key {key!r} has value {raw!r}; allowed values are {', '.join(allowed)}.", key=key)
+
+
+def parse_duration(raw: str, key: str) -> float:
+    """Seconds from ``"300"``, ``"300s"``, ``"5m"``, ``"1.5h"`` or ``"1d"``."""
+    match = _DURATION_RE.match(raw)
+    if not match:
+        raise RequestError(
+            f"key {key!r} has value {raw!r}, which is not a duration; use seconds (\"300\") or a number "
+            f"with a unit s, m, h or d (\"5m\").", key=key)
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise RequestError(f"key {key!r} has value {raw!r}; it must be more than zero seconds.", key=key)
+    return seconds
+
+
+def _parse_duration(data: Mapping[str, str], key: str) -> float | None:
+    raw = data.get(key)
+    if raw is None or not raw.strip():
+        return None
+    return parse_duration(raw, key)
+
+
+def format_duration(seconds: float | int | str) -> str:
+    """The request value for a duration: whole seconds without a decimal point, a string unchanged."""
+    if isinstance(seconds, str):
+        return seconds
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+def _parse_adapt(raw: str) -> AdaptSpec:
+    # JSON is a subset of YAML, so '{"minimum": 1, "maximum": 10}' and 'minimum: 1' both work.
+    value = safe_load_yaml(raw, KEY_ADAPT, max_bytes=4096)
+    if not isinstance(value, dict):
+        raise RequestError(
+            f"key {KEY_ADAPT!r} has value {raw!r}; expected a mapping such as "
+            f"'{{\"minimum\": 1, \"maximum\": 10}}'.", key=KEY_ADAPT)
+    allowed = ("minimum", "maximum", "interval", "cooldown")
+    extra = sorted(set(value) - set(allowed), key=str)
+    if extra:
+        raise RequestError(
+            f"key {KEY_ADAPT!r} has unknown field {extra[0]!r}; allowed fields: {', '.join(allowed)}.",
+            key=KEY_ADAPT)
+    if "maximum" not in value:
+        raise RequestError(
+            f"key {KEY_ADAPT!r} needs a 'maximum', e.g. '{{\"minimum\": 1, \"maximum\": 10}}'.",
+            key=KEY_ADAPT)
+    fields: dict[str, Any] = {"minimum": 0, **value}
+    for field in allowed:
+        v = fields.get(field)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise RequestError(
+                f"key {KEY_ADAPT!r}: field {field!r} has value {v!r}; it must be a number.", key=KEY_ADAPT)
+    for field in ("minimum", "maximum"):
+        v = fields[field]
+        if v != int(v) or not 0 <= v <= MAX_WORKERS:
+            raise RequestError(
+                f"key {KEY_ADAPT!r}: field {field!r} has value {v!r}; it must be a whole number between "
+                f"0 and {MAX_WORKERS}.", key=KEY_ADAPT)
+    if fields["minimum"] > fields["maximum"]:
+        raise RequestError(
+            f"key {KEY_ADAPT!r}: 'minimum' ({fields['minimum']}) is larger than 'maximum' "
+            f"({fields['maximum']}).", key=KEY_ADAPT)
+    try:
+        return AdaptSpec(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise from_validation_error(exc, KEY_ADAPT) from None
+
+
+def build_request_data(
+    *,
+    worker_template: Mapping[str, Any] | str,
+    workers: int | None = None,
+    scheduler_template: Mapping[str, Any] | str | None = None,
+    scheduler_service_type: str | None = None,
+    adapt: Mapping[str, Any] | None = None,
+    idle_timeout: float | int | str | None = None,
+    deploy_mode: str | None = None,
+    scheduler_address: str | None = None,
+    client_heartbeat_timeout: float | int | str | None = None,
+) -> dict[str, str]:
+    """Build a request's ConfigMap ``data`` from typed values; unset values are left out.
+
+    The result is validated with :func:`parse_request`, so a client learns about a bad value before
+    anything is written.
+    """
+    data: dict[str, str] = {KEY_WORKER_TEMPLATE: dump_template(worker_template)}
+    if workers is not None:
+        data[KEY_WORKERS] = str(int(workers))
+    if scheduler_template is not None:
+        data[KEY_SCHEDULER_TEMPLATE] = dump_template(scheduler_template)
+    if scheduler_service_type is not None:
+        data[KEY_SERVICE_TYPE] = scheduler_service_type
+    if adapt is not None:
+        data[KEY_ADAPT] = json.dumps(dict(adapt), sort_keys=True)
+    if idle_timeout is not None:
+        data[KEY_IDLE_TIMEOUT] = format_duration(idle_timeout)
+    if deploy_mode is not None:
+        data[KEY_DEPLOY_MODE] = deploy_mode
+    if scheduler_address is not None:
+        data[KEY_SCHEDULER_ADDRESS] = scheduler_address
+    if client_heartbeat_timeout is not None:
+        data[KEY_HEARTBEAT_TIMEOUT] = format_duration(client_heartbeat_timeout)
+    parse_request("validation", data)
+    return data
+
+
+def build_request_configmap(name: str, namespace: str, data: Mapping[str, str],
+                            labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A complete request ConfigMap manifest (a dict the kubernetes client can create)."""
+    validate_name(name)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**(labels or {}), REQUEST_LABEL: REQUEST_LABEL_VALUE},
+        },
+        "data": dict(data),
+    }
+

@@ -1,0 +1,100 @@
+"""The status model (written by the controller, read by the client) and the client's heartbeat.
+
+Both travel as annotations on the request ConfigMap: :data:`~.names.STATUS_ANNOTATION` holds a
+:class:`ClusterStatus` as JSON, :data:`~.names.HEARTBEAT_ANNOTATION` the time a client last said it is
+alive.
+
+Example::
+
+    >>> status = parse_status({STATUS_ANNOTATION: '{"phase": "Running", "schedulerAddress": "tcp://s:8786"}'})
+    >>> status.scheduler_address
+    'tcp://s:8786'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from .names import STATUS_ANNOTATION
+
+Phase = Literal["Pending", "Running", "Scaling", "Failed", "Terminating"]
+
+
+def format_heartbeat(now: dt.datetime | None = None) -> str:
+    """The value a client writes into :data:`HEARTBEAT_ANNOTATION` (RFC 3339, UTC)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_heartbeat(value: str | None) -> dt.datetime | None:
+    """The time of a heartbeat annotation, or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _camel(name: str, default: Any) -> Any:
+    """A field written as camelCase in the JSON (Kubernetes style) and accepted in either spelling."""
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+    return Field(default=default, validation_alias=AliasChoices(name, snake), serialization_alias=name)
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = _camel("lastTransitionTime", "")
+
+
+class WorkerCounts(BaseModel):
+    requested: int = 0
+    created: int = 0
+    running: int = 0
+    ready: int = 0
+
+
+class ClusterStatus(BaseModel):
+    """The JSON in :data:`STATUS_ANNOTATION`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    phase: Phase = "Pending"
+    message: str = ""
+    conditions: list[Condition] = Field(default_factory=list)
+    scheduler_address: str | None = _camel("schedulerAddress", None)
+    dashboard_address: str | None = _camel("dashboardAddress", None)
+    external_address: str | None = _camel("externalAddress", None)
+    workers: WorkerCounts = Field(default_factory=WorkerCounts)
+    observed_spec: str | None = _camel("observedSpec", None)
+    updated_at: str | None = _camel("updatedAt", None)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(by_alias=True, exclude_none=False), sort_keys=True,
+                          separators=(",", ":"))
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+def parse_status(annotations: Mapping[str, str] | None) -> ClusterStatus | None:
+    """The status a controller wrote on a request, or None if there is none (yet) or it is unreadable."""
+    raw = (annotations or {}).get(STATUS_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        return ClusterStatus.model_validate_json(raw)
+    except ValueError:
+        return None
