@@ -1,0 +1,123 @@
+"""What a request may ask for: the controller creates pods on users' behalf, so it is a deputy.
+
+A user who may only write ConfigMaps must gain through the controller nothing a pod creator has: the
+default refuses everything Pod Security "baseline" refuses, in every template a request carries, plus
+the deputy rules (Secrets, service accounts, volume types, node placement, classes, caps). Admins
+loosen it in a policy file (``--policy FILE``, the Helm ``policy:`` values), globally or per namespace::
+
+    profile: restricted
+    allowedTolerations: [k8s.dask.org/dedicated, nvidia.com/gpu]
+    namespaces:
+      team-a: {allowedSecrets: [s3-creds]}
+
+Example::
+
+    >>> from kubedask.spec import parse_request
+    >>> request = parse_request("demo", {"worker-template": "containers: [{name: w, image: dask}]"})
+    >>> admitted = admit(request, Policy(profile="restricted"), "team-a")
+    >>> admitted.worker_template.spec["securityContext"]["runAsNonRoot"]
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from kubedask.spec import ClusterRequest, PodTemplate, RequestError
+
+from . import deputy, pss
+from .document import Policy, Rules, key_of, load_policy
+from .findings import Refusal, show
+from .restricted import fill_defaults
+
+__all__ = ["NamespaceUsage", "Policy", "PolicyViolation", "Rules", "admit", "check_request", "load_policy",
+           "worker_claim"]
+
+#: How many refusals one message lists; the rest are counted (the status annotation stays short).
+_MAX_LISTED = 8
+
+
+class PolicyViolation(RequestError):
+    """A request asks for something the policy refuses; ``str()`` names the field, value and policy key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NamespaceUsage:
+    """What other, older, admitted requests of the same namespace already hold."""
+
+    clusters: int = 0
+    workers: int = 0
+
+
+def worker_claim(request: ClusterRequest) -> int:
+    """The most workers a request may run: its worker count or its adapt maximum, whichever is larger."""
+    return max(request.workers, request.adapt.maximum if request.adapt else 0)
+
+
+def templates(request: ClusterRequest) -> Iterator[tuple[str, PodTemplate]]:
+    """``("worker-template", template)`` for every pod template the request carries, found by type so a
+    template key added to the schema later is checked without a change here."""
+    for field, value in request:
+        if isinstance(value, PodTemplate):
+            yield field.replace("_", "-"), value
+
+
+def admit(request: ClusterRequest, policy: Policy, namespace: str,
+          usage: NamespaceUsage = NamespaceUsage()) -> ClusterRequest:
+    """The request to run, with the profile's secure defaults filled into its templates; or
+    :class:`PolicyViolation` listing everything the policy refuses."""
+    rules = policy.for_namespace(namespace)
+    found = list(_request_refusals(request, rules, usage))
+    admitted: dict[str, PodTemplate] = {}
+    for key, template in templates(request):
+        if template.namespace is not None:
+            # Not configurable: a template can never place pods in another namespace.
+            raise PolicyViolation(
+                f"policy violation in {key}: metadata.namespace is {show(template.namespace)}: pods are always "
+                f"created in the request's own namespace; remove the field", key=key)
+        spec = fill_defaults(template.spec, rules) if rules.profile == "restricted" else template.spec
+        found += [(key, r) for r in (*pss.check(spec, template.annotations, rules), *deputy.check(spec, rules))]
+        admitted[key.replace("-", "_")] = template.model_copy(update={"spec": spec})
+    if found:
+        (where, first), rest = found[0], found[1:]
+        message = first.message(where, namespace)
+        if rest:
+            also = [r.brief(w) for w, r in rest[:_MAX_LISTED]]
+            more = f" and {len(rest) - _MAX_LISTED} more" if len(rest) > _MAX_LISTED else ""
+            message += f". Also refused: {'; '.join(also)}{more}"
+        raise PolicyViolation(message, key=where)
+    return request.model_copy(update=admitted)
+
+
+def _request_refusals(request: ClusterRequest, rules: Rules, usage: NamespaceUsage
+                      ) -> Iterator[tuple[str, Refusal]]:
+    claim = worker_claim(request)
+    which = "adapt" if request.adapt and request.adapt.maximum == claim and claim > request.workers else "workers"
+    if claim > rules.max_workers:
+        yield which, Refusal(which, claim, f"at most {rules.max_workers} workers per cluster are allowed",
+                             key_of("max_workers"), "raise")
+    if usage.clusters + 1 > rules.max_clusters_per_namespace:
+        yield "metadata.name", Refusal(
+            "the number of clusters in this namespace", usage.clusters + 1,
+            f"at most {rules.max_clusters_per_namespace} clusters per namespace are allowed; delete one first",
+            key_of("max_clusters_per_namespace"), "raise")
+    if usage.workers + claim > rules.max_workers_per_namespace:
+        yield which, Refusal(
+            which, claim, f"this namespace's other clusters hold {usage.workers} workers, and at most "
+            f"{rules.max_workers_per_namespace} are allowed in total", key_of("max_workers_per_namespace"), "raise")
+    if request.adapt and request.adapt.interval < rules.min_adapt_interval:
+        yield "adapt", Refusal("adapt.interval", request.adapt.interval,
+                               f"adapt may look at the scheduler at most every {rules.min_adapt_interval:g}s",
+                               key_of("min_adapt_interval"), "lower")
+    service_type = request.scheduler_service_type
+    if request.deploy_mode == "remote" and service_type not in rules.allowed_service_types:
+        yield "scheduler-service-type", Refusal(
+            "scheduler-service-type", service_type, "a scheduler Service of this type is reachable from outside "
+            "the cluster, and a Dask scheduler runs any code sent to it", key_of("allowed_service_types"),
+            f"add {show(service_type)} to")
+
+
+def check_request(request: ClusterRequest, policy: Policy) -> None:
+    """Compatibility for callers not yet on :func:`admit`: raise :class:`PolicyViolation` or return."""
+    admit(request, policy, "")
