@@ -76,20 +76,17 @@ from .status import (
     parse_heartbeat,
     parse_status,
 )
-from .template import PodTemplate, check_pod_spec, parse_template, template_from_dict
+from .template import PodTemplate, is_pod_manifest, parse_template, template_from_dict, template_problem
 
 __all__ = [
     "ALL_KEYS", "CLUSTER_NAME_LABEL", "COMPONENT_LABEL", "DASHBOARD_PORT", "HEARTBEAT_ANNOTATION", "KEY_ADAPT",
-    "KEY_DEPLOY_MODE", "KEY_HEARTBEAT_TIMEOUT", "KEY_IDLE_TIMEOUT", "KEY_SCHEDULER_ADDRESS",
-    "KEY_SCHEDULER_TEMPLATE", "KEY_SERVICE_TYPE", "KEY_WORKERS", "KEY_WORKER_TEMPLATE", "MANAGED_BY_LABEL",
-    "MANAGED_BY_VALUE", "MAX_NAME_LENGTH", "MAX_TEMPLATE_BYTES", "MAX_TEMPLATE_DEPTH", "MAX_WORKERS",
-    "PHASE_LABEL", "REQUEST_LABEL", "REQUEST_LABEL_VALUE", "REQUEST_SELECTOR", "SCHEDULER_PORT",
-    "STATUS_ANNOTATION",
-    "AdaptSpec", "ClusterRequest", "ClusterStatus", "Condition", "DeployMode", "Phase", "PodTemplate",
-    "RequestError", "ServiceType", "WorkerCounts",
-    "build_request_configmap", "build_request_data", "check_pod_spec", "describe_validation_error",
-    "dump_template", "fingerprint", "format_duration", "format_heartbeat", "from_validation_error",
-    "is_valid_name", "name_problem", "parse_duration", "parse_heartbeat", "parse_request", "parse_status",
-    "parse_template", "safe_load_yaml", "scheduler_name", "template_from_dict", "validate_name",
-    "worker_name",
+    "KEY_DEPLOY_MODE", "KEY_HEARTBEAT_TIMEOUT", "KEY_IDLE_TIMEOUT", "KEY_SCHEDULER_ADDRESS", "KEY_SCHEDULER_TEMPLATE",
+    "KEY_SERVICE_TYPE", "KEY_WORKERS", "KEY_WORKER_TEMPLATE", "MANAGED_BY_LABEL", "MANAGED_BY_VALUE",
+    "MAX_NAME_LENGTH", "MAX_TEMPLATE_BYTES", "MAX_TEMPLATE_DEPTH", "MAX_WORKERS", "PHASE_LABEL", "REQUEST_LABEL",
+    "REQUEST_LABEL_VALUE", "REQUEST_SELECTOR", "SCHEDULER_PORT", "STATUS_ANNOTATION", "AdaptSpec", "ClusterRequest",
+    "ClusterStatus", "Condition", "DeployMode", "Phase", "PodTemplate", "RequestError", "ServiceType", "WorkerCounts",
+    "build_request_configmap", "build_request_data", "describe_validation_error", "dump_template", "fingerprint",
+    "format_duration", "format_heartbeat", "from_validation_error", "is_pod_manifest", "is_valid_name",
+    "name_problem", "parse_duration", "parse_heartbeat", "parse_request", "parse_status", "parse_template",
+    "safe_load_yaml", "scheduler_name", "template_from_dict", "template_problem", "validate_name", "worker_name",
 ]

@@ -94,8 +94,22 @@ def safe_load_yaml(text: str, key: str, max_bytes: int = MAX_TEMPLATE_BYTES) -> 
         raise RequestError(f"key {key!r} is not valid YAML{where}: {problem}.", key=key) from None
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value shared by two places in full, twice: the controller refuses anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump_template(template: Mapping[str, Any] | str) -> str:
-    """Serialise a template dict as YAML text (a string is returned unchanged)."""
+    """Serialise a template dict as YAML text (a string is returned unchanged).
+
+    Example::
+
+        >>> env = [{"name": "A", "value": "1"}]
+        >>> "&" in dump_template({"containers": [{"image": "i", "env": env}, {"image": "j", "env": env}]})
+        False
+    """
     if isinstance(template, str):
         return template
-    return yaml.safe_dump(dict(template), sort_keys=False, default_flow_style=False)
+    return yaml.dump(dict(template), Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False)
