@@ -37,13 +37,28 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     },
     "logLevel": "debug",
     "policy": {
-        "allowPrivileged": False,
-        "allowHostNamespaces": False,
-        "allowHostPath": True,
-        "allowPrivilegeEscalation": False,
+        "profile": "restricted",
+        "podSecurityExemptions": ["hostPath"],
         "allowedCapabilities": ["NET_BIND_SERVICE"],
+        "allowedSysctls": ["net.ipv4.tcp_keepalive_time"],
         "allowedServiceAccounts": ["default", "dask"],
+        "allowedSecrets": ["s3-creds"],
+        "allowServiceAccountTokenProjection": True,
+        "allowedVolumeTypes": ["emptyDir", "configMap", "downwardAPI", "persistentVolumeClaim"],
+        "allowNodeName": True,
+        "allowedTolerations": ["k8s.dask.org/dedicated", "example.com/spot"],
+        "allowedPriorityClasses": ["dask-low"],
+        "allowedRuntimeClasses": ["gvisor"],
+        "allowResourceClaims": True,
+        "allowedServiceTypes": ["ClusterIP", "LoadBalancer"],
         "maxWorkers": 200,
+        "maxClustersPerNamespace": 5,
+        "maxWorkersPerNamespace": 400,
+        "minAdaptInterval": 10,
+        "namespaces": {
+            "team-a": {"allowedSecrets": ["s3-creds", "db-read"], "maxWorkers": 50},
+            "team-b": {"profile": "baseline", "allowedServiceTypes": ["ClusterIP"]},
+        },
     },
     "metrics": {
         "enabled": True,
@@ -176,33 +191,52 @@ def _metadatas(doc: Doc) -> list[Doc]:
     return metas
 
 
-def relocate(docs: Iterable[Doc], namespace: str, suffix: str, old_namespace: str = "kubedask") -> list[Doc]:
-    """The manifests moved to `namespace`, with cluster-scoped names suffixed: what an admin does with
-    kustomize's `namespace:` and `nameSuffix:`, so a test never collides with a real installation."""
+def relocate(
+    docs: Iterable[Doc],
+    namespace: str,
+    suffix: str,
+    served: str | None = None,
+    old_namespace: str = "kubedask",
+    old_served: str = "default",
+) -> list[Doc]:
+    """The manifests moved to `namespace` (the controller's) and `served` (the one it serves, when
+    given), with cluster-scoped names suffixed: what an admin does with kustomize's `namespace:` and
+    `nameSuffix:`, so a test never collides with a real installation."""
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    moves = {old_namespace: namespace, **({old_served: served} if served else {})}
     out = []
     for doc in copy.deepcopy(list(docs)):
         meta = doc["metadata"]
         if doc["kind"] == "Namespace":
-            meta["name"] = namespace
+            meta["name"] = moves.get(meta["name"], meta["name"])
         elif doc["kind"] in cluster_scoped:
             meta["name"] += suffix
-        elif meta.get("namespace") == old_namespace:
-            meta["namespace"] = namespace
+        elif meta.get("namespace") in moves:
+            meta["namespace"] = moves[meta["namespace"]]
         if doc["kind"] in ("RoleBinding", "ClusterRoleBinding"):
             for subject in doc.get("subjects", []):
-                if subject.get("namespace") == old_namespace:
-                    subject["namespace"] = namespace
+                if subject.get("namespace") in moves:
+                    subject["namespace"] = moves[subject["namespace"]]
             if doc["roleRef"]["kind"] == "ClusterRole":
                 doc["roleRef"]["name"] += suffix
         if doc["kind"] == "Deployment":
             container = doc["spec"]["template"]["spec"]["containers"][0]
             container["args"] = [
-                f"--namespace={namespace}" if a == f"--namespace={old_namespace}" else a
+                f"--namespace={moves[a.partition('=')[2]]}"
+                if a.startswith("--namespace=") and a.partition("=")[2] in moves
+                else a
                 for a in container["args"]
             ]
         out.append(doc)
     return out
+
+
+def served_namespaces(docs: Iterable[Doc]) -> list[str] | None:
+    """The namespaces the rendered controller serves (its --namespace flags); None for all of them."""
+    args = controller_container(docs)["args"]
+    if "--all-namespaces" in args:
+        return None
+    return [a.partition("=")[2] for a in args if a.startswith("--namespace=")]
 
 
 def to_yaml(docs: Iterable[Doc]) -> str:

@@ -4,6 +4,7 @@ the restricted pod, and that the manifests are exactly what the chart renders wi
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from installkit import (
     one,
     package_version,
     render,
+    served_namespaces,
     set_args,
     without_helm_bookkeeping,
 )
@@ -62,9 +64,12 @@ def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     ids=["defaults", "non-default", "all-namespaces"],
 )
 def test_helm_lint_is_clean(helm: str, values: dict[str, Any]) -> None:
-    proc = helm_run(helm, "lint", "--strict", str(CHART), *set_args(values))
+    # In its own namespace, as the docs install it: lint mode turns the chart's `fail` (the release
+    # namespace among those served; `default` is, by default) into an [INFO] and stops rendering.
+    proc = helm_run(helm, "lint", "--strict", str(CHART), "--namespace", "kubedask", *set_args(values))
     assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
-    assert not re.search(r"\[(INFO|WARNING|ERROR)\]", proc.stdout), proc.stdout
+    output = proc.stdout + proc.stderr
+    assert not re.search(r"\[(INFO|WARNING|ERROR)\]", output), output
 
 
 def test_chart_and_app_version_are_the_package_version() -> None:
@@ -83,10 +88,16 @@ def test_manifests_name_the_image_of_this_version() -> None:
     [
         {"watchNamespace": ["typo"]},  # unknown key
         {"logLevel": "verbose"},  # not a level
-        {"allNamespaces": True, "watchNamespaces": ["a"]},  # both scopes at once
         {"watchNamespaces": ["Not_A_Namespace"]},  # not a DNS label
         {"policy": {"allowHostNetwork": True}},  # not a policy field the controller knows
+        {"policy": {"allowPrivileged": True}},  # the old format's keys are gone, not ignored
         {"policy": {"maxWorkers": -1}},
+        {"policy": {"profile": "lenient"}},
+        {"policy": {"allowedServiceTypes": ["ExternalName"]}},
+        {"policy": {"allowedSecrets": "s3-creds"}},  # a list, not a string
+        {"policy": {"namespaces": {"team-a": {"allowedSecret": ["s3-creds"]}}}},  # typo in an override
+        {"policy": {"namespaces": {"team-a": {"namespaces": {}}}}},  # overrides do not nest
+        {"policy": {"namespaces": {"Team_A": {"maxWorkers": 1}}}},  # not a namespace name
         {"image": {"repository": "x", "digest": "latest"}},  # not a digest
         {"replicas": "two"},
     ],
@@ -96,6 +107,31 @@ def test_schema_rejects_bad_values(helm: str, bad: dict[str, Any]) -> None:
     proc = helm_run(helm, "template", "kubedask", str(CHART), *set_args(bad), check=False)
     assert proc.returncode != 0
     assert "values don't meet the specifications of the schema" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "namespace", "message"),
+    [
+        # The controller's own namespace holds its policy: serving it would let users rewrite it.
+        ({"watchNamespaces": ["kubedask"]}, "kubedask", "watchNamespaces lists kubedask, the release namespace"),
+        ({"watchNamespaces": ["team-a", "dask"]}, "dask", "watchNamespaces lists dask, the release namespace"),
+        # `helm install` without -n: the release namespace is the default one, which is served by default.
+        ({}, "default", "Install the chart into a namespace of its own"),
+        ({"watchNamespaces": []}, "kubedask", "watchNamespaces is empty"),
+        ({"allNamespaces": True, "watchNamespaces": ["team-a"]}, "kubedask", "would be ignored"),
+    ],
+    ids=["release-namespace", "among-others", "no-namespace-given", "empty", "both-scopes"],
+)
+def test_install_refuses_a_scope_that_is_unsafe_or_ambiguous(
+    helm: str, values: dict[str, Any], namespace: str, message: str
+) -> None:
+    proc = helm_run(
+        helm, "template", "kubedask", str(CHART), "--namespace", namespace, *set_args(values), check=False
+    )
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    if "release namespace" in message:
+        assert "never serves its own namespace" in proc.stderr  # says why, and how to fix it
+        assert "-n kubedask --create-namespace" in proc.stderr
 
 
 def test_service_account_name_is_required_when_not_created(helm: str) -> None:
@@ -108,21 +144,38 @@ def test_service_account_name_is_required_when_not_created(helm: str) -> None:
 # Scope and least privilege
 
 
-def test_default_install_is_namespaced_to_the_release_namespace(helm: str) -> None:
+def test_default_install_serves_default_and_never_its_own_namespace(helm: str) -> None:
     docs = render(helm, namespace="analytics", release="dask")
     assert find(docs, "ClusterRoleBinding") == []
     # The only cluster-scoped object is the (unbound) user role.
     assert [d["metadata"]["name"] for d in find(docs, "ClusterRole")] == ["dask-kubedask-user"]
     roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in find(docs, "Role")}
     assert roles == {
-        ("analytics", "dask-kubedask-controller"),
-        ("analytics", "dask-kubedask-controller-leader-election"),
+        ("default", "dask-kubedask-controller"),  # where users' clusters run
+        ("analytics", "dask-kubedask-controller-leader-election"),  # its home: only the Lease
     }
     for doc in docs:
-        if doc["kind"] not in ("ClusterRole",):
+        if doc["kind"] not in ("ClusterRole", "Role", "RoleBinding"):
             assert doc["metadata"]["namespace"] == "analytics", key(doc)
-    assert "--namespace=analytics" in controller_container(docs)["args"]
+    # The policy lives where the controller does not serve.
+    assert one(docs, "ConfigMap")["metadata"]["namespace"] == "analytics"
+    assert served_namespaces(docs) == ["default"]
     assert "--all-namespaces" not in controller_container(docs)["args"]
+    # The controller learns its own namespace (to skip it) from the downward API.
+    env = {e["name"]: e for e in controller_container(docs)["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_default_manifests_serve_default_and_never_their_own_namespace() -> None:
+    for directory, served in ((MANIFESTS, ["default"]), (MANIFESTS_ALL_NAMESPACES, None)):
+        docs = load_dir(directory)
+        assert served_namespaces(docs) == served
+        home = one(docs, "Namespace")["metadata"]["name"]
+        assert home == "kubedask" and home not in (served or [])
+        assert one(docs, "ConfigMap")["metadata"]["namespace"] == home
+        assert one(docs, "Lease")["metadata"]["namespace"] == home
+        env = {e["name"]: e for e in controller_container(docs)["env"]}
+        assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def test_watch_namespaces_get_one_role_each_and_nothing_else(helm: str) -> None:
@@ -320,21 +373,54 @@ def test_metrics_disabled_renders_no_service_or_port(helm: str) -> None:
 # The policy: what the chart renders is what the controller reads
 
 
+def _tuples(value: Any) -> Any:
+    """Lists as tuples, recursively: how the controller's Policy model holds them."""
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def test_policy_values_are_read_by_the_controller_as_given(helm: str, tmp_path: Path) -> None:
     from kubedask_controller.policy import load_policy
 
     config_map = one(render(helm, NON_DEFAULT_VALUES), "ConfigMap")
     (tmp_path / "policy.yaml").write_text(config_map["data"]["policy.yaml"])
     policy = load_policy(tmp_path / "policy.yaml", environ={})
-    assert policy.model_dump(by_alias=True) == {
-        k: tuple(v) if isinstance(v, list) else v for k, v in NON_DEFAULT_VALUES["policy"].items()
-    }
+    # Every key, the per-namespace overrides included, reaches the controller exactly as written.
+    assert policy.model_dump(by_alias=True, exclude_unset=True) == _tuples(NON_DEFAULT_VALUES["policy"])
+    team_a = policy.for_namespace("team-a")
+    assert team_a.allowed_secrets == ("s3-creds", "db-read") and team_a.max_workers == 50
+    assert team_a.profile == "restricted"  # not overridden: the global value
+    assert policy.for_namespace("team-c") == policy.for_namespace("elsewhere")
+
+
+def test_policy_values_schema_and_controller_know_the_same_keys() -> None:
+    """values.yaml documents every policy key (with its default), the schema validates exactly those,
+    and they are the controller's own: nothing an admin sets is lost on the way."""
+    import typing
+
+    from kubedask_controller.policy import Policy
+    from kubedask_controller.policy.document import Control
+
+    values_text = (CHART / "values.yaml").read_text()
+    values = yaml.safe_load(values_text)["policy"]
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    fields = schema["definitions"]["policyFields"]["properties"]
+    controller_keys = {f.alias or name for name, f in Policy.model_fields.items()}
+    assert set(values) == set(schema["properties"]["policy"]["properties"]) == controller_keys
+    assert set(fields) == controller_keys - {"namespaces"}
+    assert sorted(fields["podSecurityExemptions"]["items"]["enum"]) == sorted(typing.get_args(Control))
+    # Each key comes with an explanation right above it.
+    block = values_text[values_text.index("\npolicy:\n") :].split("\n\n")[0].splitlines()
+    for i, line in enumerate(block):
+        if re.match(r"^  [a-zA-Z]+:", line):
+            assert block[i - 1].lstrip().startswith("#"), f"values.yaml: policy key without a comment: {line}"
 
 
 def test_default_policy_is_the_controllers_default(helm: str, tmp_path: Path) -> None:
     from kubedask_controller.policy import Policy, load_policy
 
-    for docs in (render(helm), load_dir(MANIFESTS)):
+    for docs in (render(helm), load_dir(MANIFESTS), load_dir(MANIFESTS_ALL_NAMESPACES)):
         (tmp_path / "policy.yaml").write_text(one(docs, "ConfigMap")["data"]["policy.yaml"])
         assert load_policy(tmp_path / "policy.yaml", environ={}) == Policy()
 
@@ -364,7 +450,8 @@ def test_manifests_are_what_the_chart_renders(helm: str, directory: Path, values
     chart = by_key(without_helm_bookkeeping(d) for d in render(helm, values))
     manifests = by_key(without_helm_bookkeeping(d) for d in load_dir(directory))
     namespace = manifests.pop(("Namespace", "", "kubedask"))  # Helm leaves namespaces to --create-namespace
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
+    # Only the controller runs there (Dask pods run in the served namespaces).
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert sorted(manifests) == sorted(chart)
     for k in chart:
         assert manifests[k] == chart[k], f"{k} differs between {directory.relative_to(REPO)} and the chart"

@@ -2,8 +2,10 @@
 manifests/` (and `manifests/all-namespaces/`), a Dask cluster computes, `kubectl delete -f` removes
 everything.
 
-The files are applied unchanged except for their namespace and the names of cluster-scoped objects
-(what kustomize's `namespace:` and `nameSuffix:` do), so a test never collides with a real install.
+The files are applied unchanged except for their namespaces (the controller's, and the one it serves,
+`default` in the files) and the names of cluster-scoped objects (what kustomize's `namespace:` and
+`nameSuffix:` do), so a test never collides with a real install or another controller serving
+`default`.
 The image is the published tag the manifests name: the local build is imported under it too.
 """
 
@@ -38,7 +40,13 @@ class Applied:
     def __init__(self, kubectl: Callable[..., str], directory: Path) -> None:
         self.kubectl = kubectl
         self.namespace = f"kd-manifests-{uuid.uuid4().hex[:5]}"
-        self.docs: list[Doc] = relocate(load_dir(directory), self.namespace, suffix=f"-{self.namespace}")
+        # Where users work; the manifests create only the controller's namespace (the served one,
+        # `default`, always exists), so the test makes it like an admin would.
+        self.served = f"{self.namespace}-users"
+        kubectl("create", "namespace", self.served)
+        self.docs: list[Doc] = relocate(
+            load_dir(directory), self.namespace, suffix=f"-{self.namespace}", served=self.served
+        )
         kubectl("apply", "-f", "-", input=to_yaml(self.docs))
 
     def delete(self) -> None:
@@ -52,6 +60,7 @@ class Applied:
             input=to_yaml(self.docs),
             check=False,
         )
+        self.kubectl("delete", "namespace", self.served, "--wait=false", "--ignore-not-found", check=False)
 
     def remaining(self) -> list[str]:
         """Which of the applied objects still exist."""
@@ -94,15 +103,36 @@ def wait_for_controller(kubectl: Callable[..., str], namespace: str) -> dict[str
 
 
 @pytest.mark.parametrize("applied", [MANIFESTS], ids=["namespaced"], indirect=True)
-def test_kubectl_apply_manifests_serves_its_namespace(
+def test_kubectl_apply_manifests_serves_the_users_namespace(
     applied: Applied, kubectl: Callable[..., str], real_node: str
 ) -> None:
     pod = wait_for_controller(kubectl, applied.namespace)
     assert pod["spec"]["serviceAccountName"] == "kubedask-controller"
-    # The namespace enforces "baseline": the Dask pods are admitted, and the controller is stricter still.
-    assert compute_in(applied.namespace) == 1.0
+    # Its own namespace enforces "restricted" (admission judged the controller pod); Dask pods run in
+    # the served namespace, under the controller's request policy.
+    labels = json.loads(kubectl("get", "namespace", applied.namespace, "-o", "json"))["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert compute_in(applied.served) == 1.0
     applied.delete()
     assert applied.remaining() == []
+
+
+OWN_NAMESPACE_REQUEST = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: own-namespace
+  labels: {kubedask.io/request: cluster}
+data:
+  workers: "1"
+  worker-template: |
+    kind: Pod
+    spec:
+      containers:
+      - name: dask-worker
+        image: ghcr.io/dask/dask:latest
+        args: [dask-worker, --nthreads, "1"]
+"""
 
 
 @pytest.mark.parametrize("applied", [MANIFESTS_ALL_NAMESPACES], ids=["all-namespaces"], indirect=True)
@@ -110,6 +140,14 @@ def test_kubectl_apply_all_namespaces_serves_any_namespace(
     applied: Applied, kubectl: Callable[..., str], namespace: str, real_node: str
 ) -> None:
     wait_for_controller(kubectl, applied.namespace)
+    # A request in the controller's own namespace, where only an admin could write it: the controller
+    # never serves that namespace (its policy lives there), so it stays untouched ...
+    kubectl("apply", "-n", applied.namespace, "-f", "-", input=OWN_NAMESPACE_REQUEST)
     assert compute_in(namespace) == 1.0  # a namespace nobody configured
+    # ... while the controller demonstrably served another one for a minute or more.
+    request = json.loads(kubectl("get", "configmap", "-n", applied.namespace, "own-namespace", "-o", "json"))
+    assert "kubedask.io/status" not in (request["metadata"].get("annotations") or {}), request
+    pods = kubectl("get", "pods", "-n", applied.namespace, "-l", "dask.org/cluster-name=own-namespace", "-o", "name")
+    assert pods.strip() == ""
     applied.delete()
     assert applied.remaining() == []

@@ -63,9 +63,9 @@ def test_rendered_chart_passes_server_side_validation(
     "directory", [MANIFESTS, MANIFESTS_ALL_NAMESPACES], ids=["namespaced", "all-namespaces"]
 )
 def test_manifests_pass_server_side_validation(
-    directory: Any, kubectl: Callable[..., str], namespace: str
+    directory: Any, kubectl: Callable[..., str], namespace: str, other_namespaces: list[str]
 ) -> None:
-    docs = relocate(load_dir(directory), namespace, suffix=f"-{namespace}")
+    docs = relocate(load_dir(directory), namespace, suffix=f"-{namespace}", served=other_namespaces[0])
     out = dry_run(kubectl, docs)
     assert out.count("(server dry run)") == len(docs), out
 

@@ -29,12 +29,27 @@
 {{- end }}
 {{- end }}
 
-{{/* Namespaces the controller serves (a list), when not cluster-wide. */}}
+{{/*
+Namespaces the controller serves (a JSON list; empty when it serves all namespaces). Never the release
+namespace: the policy ConfigMap and the Lease live there, and a user who may write ConfigMaps where
+the controller serves must not be able to rewrite the policy that binds them.
+*/}}
 {{- define "kubedask.watchNamespaces" -}}
-{{- if .Values.watchNamespaces }}
-{{- toJson (uniq .Values.watchNamespaces) }}
+{{- $ns := .Release.Namespace }}
+{{- $watched := .Values.watchNamespaces | default list | uniq }}
+{{- if .Values.allNamespaces }}
+{{- if not (or (empty $watched) (eq (toJson $watched) (toJson (list "default")))) }}
+{{- fail (printf "allNamespaces=true serves every namespace (except %s), so watchNamespaces=%s would be ignored: leave watchNamespaces at its default or set it to []." $ns (toJson $watched)) }}
+{{- end }}
+{{- toJson list }}
 {{- else }}
-{{- toJson (list .Release.Namespace) }}
+{{- if empty $watched }}
+{{- fail "watchNamespaces is empty: list the namespaces where users run Dask clusters (e.g. --set 'watchNamespaces={team-a}'), or set allNamespaces=true." }}
+{{- end }}
+{{- if has $ns $watched }}
+{{- fail (printf "watchNamespaces lists %s, the release namespace. The controller never serves its own namespace: its policy ConfigMap and Lease live there, and users who may write ConfigMaps in a served namespace could rewrite the policy. Install the chart into a namespace of its own (helm install ... -n kubedask --create-namespace) or remove %s from watchNamespaces." $ns $ns) }}
+{{- end }}
+{{- toJson $watched }}
 {{- end }}
 {{- end }}
 
