@@ -19,6 +19,8 @@ from kubedask.spec import (
     SCHEDULER_PORT,
     ClusterRequest,
     PodTemplate,
+    scheduler_name,
+    worker_name,
 )
 
 Manifest = dict[str, Any]
@@ -36,18 +38,10 @@ SCHEDULER_HTTP_ROUTES = (
 )
 
 
-def scheduler_name(cluster: str) -> str:
-    return f"{cluster}-scheduler"
-
-
-def worker_prefix(cluster: str) -> str:
-    return f"{cluster}-worker-"
-
-
 def new_worker_name(cluster: str, rng: random.Random | None = None) -> str:
     """``NAME-worker-xxxxx``; the controller picks the name so it can also be the Dask worker name."""
     rng = rng or _rng
-    return worker_prefix(cluster) + "".join(rng.choice(_SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
+    return worker_name(cluster, "".join(rng.choice(_SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH)))
 
 
 _rng = random.SystemRandom()
@@ -114,7 +108,8 @@ def build_worker_pod(request: ClusterRequest, namespace: str, pod_name: str, own
     main = spec["containers"][0]
     if not main.get("command") and not main.get("args"):
         # As the classic make_pod_spec did: a bare image runs a worker (address from the environment).
-        main["args"] = ["dask-worker"]
+        # ``dask worker``, not ``dask-worker``: current distributed images no longer ship the dashed script.
+        main["args"] = ["dask", "worker"]
     if _runs_dask(main, "worker"):
         args = [str(a) for a in main.get("args") or []]
         if not _has_flag(args, "--name"):
@@ -158,7 +153,7 @@ def _scheduler_from_worker_template(worker: PodTemplate) -> PodTemplate:
     command = [str(c) for c in main.get("command") or []]
     if any("worker" in c for c in command):
         main.pop("command")
-    main["args"] = ["dask-scheduler", "--port", str(SCHEDULER_PORT), "--dashboard-address",
+    main["args"] = ["dask", "scheduler", "--port", str(SCHEDULER_PORT), "--dashboard-address",
                     f":{DASHBOARD_PORT}"]
     # Worker-only probes would fail on a scheduler.
     main.pop("readinessProbe", None)

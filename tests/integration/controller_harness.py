@@ -47,6 +47,15 @@ SIMULATED_TEMPLATE: dict[str, Any] = {
 }
 
 
+#: The policy the test cluster's admin gives its controllers: the defaults, plus the KWOK taint that
+#: keeps ordinary pods off the simulated nodes (an admin's choice for this cluster, like a GPU taint).
+#: Tests that need more pass their own ``policy``; ``policy=None`` runs the controller's defaults.
+SIMULATED_NODES_POLICY: dict[str, Any] = {
+    "allowedTolerations": ["k8s.dask.org/dedicated", "k8s.dask.org_dedicated", "nvidia.com/gpu",
+                           KWOK_TOLERATION["key"]],
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,7 +80,8 @@ class ControllerProcess:
     def __init__(self, kubeconfig: str, namespaces: list[str], log_dir: Path, *,
                  leader_election: bool = False, lease_namespace: str | None = None,
                  extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None,
+                 policy: dict[str, Any] | None = SIMULATED_NODES_POLICY) -> None:
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
         self.health_port = free_port()
@@ -86,6 +96,10 @@ class ControllerProcess:
             self.args += ["--lease-namespace", lease_namespace or namespaces[0]]
         else:
             self.args += ["--no-leader-election"]
+        if policy is not None:
+            self.policy_path = log_dir / f"policy-{self.health_port}.yaml"
+            self.policy_path.write_text(yaml.safe_dump(policy))
+            self.args += ["--policy", str(self.policy_path)]
         self.args += extra_args or []
         self.env = {**os.environ, "KUBECONFIG": kubeconfig,
                     "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("client", "controller", ".")),

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from kubedask.spec import ServiceType
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Profile = Literal["baseline", "restricted", "privileged"]
 
@@ -27,6 +28,7 @@ Control = Literal[
     "volumeTypes", "privilegeEscalation", "runAsNonRoot", "runAsUser",
 ]
 
+_NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DEFAULT_TOLERATIONS = ("k8s.dask.org/dedicated", "k8s.dask.org_dedicated", "nvidia.com/gpu")
 DEFAULT_VOLUME_TYPES = ("emptyDir", "configMap", "downwardAPI")
 
@@ -64,6 +66,16 @@ class Policy(Rules):
     """The whole document: global rules plus per-namespace replacements."""
 
     namespaces: dict[str, Rules] = Field(default_factory=dict)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespace_names(cls, value: dict[str, Rules]) -> dict[str, Rules]:
+        for name in value:
+            if not _NAMESPACE_RE.match(name):
+                # An override for a name no namespace can have would silently never apply.
+                raise ValueError(f"{name!r} is not a namespace name (lower-case letters, digits and '-', "
+                                 f"at most 63 characters)")
+        return value
 
     def for_namespace(self, namespace: str) -> Rules:
         base = Rules.model_validate(self.model_dump(exclude={"namespaces"}))

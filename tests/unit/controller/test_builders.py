@@ -38,6 +38,27 @@ def test_template_death_timeout_and_name_are_kept() -> None:
     assert pod["spec"]["containers"][0]["args"] == ["dask", "worker", "--death-timeout=5", "--name", "mine"]
 
 
+def test_a_bare_image_runs_dask_worker_with_its_name() -> None:
+    template = {"containers": [{"name": "w", "image": "ghcr.io/dask/dask:latest"}]}
+    request = parse_request("analysis", request_data(worker_template=template))
+    pod = builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER)
+    assert pod["spec"]["containers"][0]["args"] == [
+        "dask", "worker", "--name", "analysis-worker-abcde", "--death-timeout", "60"]
+
+
+def test_what_the_builders_add_passes_the_restricted_profile() -> None:
+    from kubedask_controller.policy import Policy, admit, deputy, pss
+    from kubedask_controller.policy.document import Rules
+
+    rules = Rules(profile="restricted")
+    request = admit(parse_request("analysis", request_data()), Policy(profile="restricted"), NS)
+    for pod in (builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER),
+                builders.build_scheduler_pod(request, NS, OWNER)):
+        spec = pod["spec"]
+        assert [*pss.check(spec, pod["metadata"]["annotations"], rules), *deputy.check(spec, rules)] == []
+        assert spec["securityContext"]["runAsNonRoot"] is True
+
+
 def test_custom_commands_are_not_given_dask_flags() -> None:
     template = {"containers": [{"name": "w", "image": "img", "command": ["sh", "-c", "run.sh"]}]}
     request = parse_request("analysis", request_data(worker_template=template))
@@ -108,7 +129,8 @@ def test_scheduler_pod_is_derived_from_the_worker_template() -> None:
     assert pod["metadata"]["name"] == "analysis-scheduler"
     assert pod["metadata"]["labels"]["dask.org/component"] == "scheduler"
     container = pod["spec"]["containers"][0]
-    assert container["args"][0] == "dask-scheduler"
+    # ``dask scheduler``: only the local image still ships the dashed ``dask-scheduler`` script.
+    assert container["args"][:2] == ["dask", "scheduler"]
     assert {p["containerPort"] for p in container["ports"]} == {8786, 8787}
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8787}
     assert "distributed.http.scheduler.api" in env(container)["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"]

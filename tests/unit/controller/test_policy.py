@@ -1,4 +1,5 @@
-"""The deputy policy: what a request may ask the controller to create."""
+"""The policy document and the request-level rules: loading, per-namespace overrides, caps per cluster
+and per namespace, adapt's interval floor, Service types, and the seed's pods under every profile."""
 
 from __future__ import annotations
 
@@ -6,82 +7,150 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_fakes import request_data
-from kubedask.spec import parse_request
-from kubedask_controller.policy import Policy, PolicyViolation, check_request, load_policy
+import yaml
+from kubedask.spec import build_request_data, parse_request
+from kubedask_controller.policy import NamespaceUsage, Policy, PolicyViolation, admit, load_policy, worker_claim
+from policy_requests import NAMESPACE, assert_refused, loosened, pod, request
+
+REPO = Path(__file__).resolve().parents[3]
 
 
-def with_spec(**pod: Any) -> Any:
-    spec = {"containers": [{"name": "w", "image": "img"}], **pod}
-    return parse_request("analysis", request_data(worker_template={"spec": spec}))
+def test_worker_claim_is_the_larger_of_workers_and_adapt_maximum() -> None:
+    assert worker_claim(request(pod(), workers=3)) == 3
+    assert worker_claim(request(pod(), workers=2, adapt={"minimum": 1, "maximum": 9})) == 9
 
 
-def container(**fields: Any) -> Any:
-    return with_spec(containers=[{"name": "w", "image": "img", **fields}])
-
-
-@pytest.mark.parametrize(("request_", "expected"), [
-    (container(securityContext={"privileged": True}), "privileged: true"),
-    (with_spec(hostNetwork=True), "spec.hostNetwork"),
-    (with_spec(hostPID=True), "spec.hostPID"),
-    (with_spec(hostIPC=True), "spec.hostIPC"),
-    (with_spec(volumes=[{"name": "root", "hostPath": {"path": "/"}}]), "hostPath volume 'root'"),
-    (container(securityContext={"capabilities": {"add": ["SYS_ADMIN"]}}), "adding capabilities SYS_ADMIN"),
-    (with_spec(serviceAccountName="admin"), "serviceAccountName 'admin'"),
-    (container(ports=[{"containerPort": 80, "hostPort": 80}]), "hostPort 80"),
-    (with_spec(initContainers=[{"name": "i", "image": "img", "securityContext": {"privileged": True}}]),
-     "initContainers[0]"),
-])
-def test_default_policy_refuses_dangerous_requests(request_: Any, expected: str) -> None:
+@pytest.mark.parametrize(("req", "usage", "where", "value", "key", "loosening"), [
+    (request(pod(), workers=11), NamespaceUsage(), "workers", "11", "maxWorkers", {"maxWorkers": 11}),
+    (request(pod(), workers=1, adapt={"minimum": 0, "maximum": 50}), NamespaceUsage(), "adapt", "50",
+     "maxWorkers", {"maxWorkers": 50}),
+    (request(pod(), workers=1), NamespaceUsage(clusters=50), "metadata.name", "51", "maxClustersPerNamespace",
+     {"maxClustersPerNamespace": 51}),
+    (request(pod(), workers=5), NamespaceUsage(clusters=1, workers=1996), "workers", "5", "maxWorkersPerNamespace",
+     {"maxWorkersPerNamespace": 2001}),
+    (request(pod(), workers=1, adapt={"minimum": 0, "maximum": 2, "interval": 0.5}), NamespaceUsage(), "adapt",
+     "0.5", "minAdaptInterval", {"minAdaptInterval": 0.5}),
+    (request(pod(), scheduler_service_type="LoadBalancer"), NamespaceUsage(), "scheduler-service-type",
+     '"LoadBalancer"', "allowedServiceTypes", {"allowedServiceTypes": ["ClusterIP", "LoadBalancer"]}),
+], ids=["maxWorkers", "adapt-maximum", "clusters-per-namespace", "workers-per-namespace", "adapt-interval",
+        "service-type"])
+def test_request_level_rule_is_refused_until_loosened(req: Any, usage: NamespaceUsage, where: str, value: str,
+                                                       key: str, loosening: dict[str, Any]) -> None:
+    limit = Policy(maxWorkers=10) if key == "maxWorkers" else Policy()
     with pytest.raises(PolicyViolation) as err:
-        check_request(request_, Policy())
-    assert "policy violation in 'worker-template'" in str(err.value)
+        admit(req, limit, NAMESPACE, usage)
+    message = str(err.value)
+    assert f"policy violation in {where}: " in message and f" is {value}: " in message, message
+    assert f"policy key {key} " in message and f"namespaces.{NAMESPACE}.{key}" in message, message
+    for loose in loosened(limit, **loosening):
+        admit(req, loose, NAMESPACE, usage)
+
+
+def test_namespace_usage_counts_only_what_others_hold() -> None:
+    policy = Policy(maxWorkersPerNamespace=10, maxClustersPerNamespace=2)
+    admit(request(pod(), workers=10), policy, NAMESPACE)  # alone, exactly at the cap
+    admit(request(pod(), workers=4), policy, NAMESPACE, NamespaceUsage(clusters=1, workers=6))
+    admit(request(pod(), workers=5), policy, NAMESPACE)  # fine alone...
+    with pytest.raises(PolicyViolation, match="other clusters hold 6 workers"):
+        admit(request(pod(), workers=5), policy, NAMESPACE, NamespaceUsage(clusters=1, workers=6))
+
+
+def test_a_local_mode_request_needs_no_service_type() -> None:
+    req = parse_request("analysis", build_request_data(
+        worker_template={"spec": pod()}, deploy_mode="local", scheduler_address="tcp://10.0.0.5:8786"))
+    admit(req, Policy(allowedServiceTypes=()), NAMESPACE)
+
+
+# --- the seed's pods --------------------------------------------------------------------------------
+
+
+def _worker_spec_yml() -> dict[str, Any]:
+    template: dict[str, Any] = yaml.safe_load((REPO / "examples" / "worker-spec.yml").read_text())
+    return template
+
+
+def _make_pod_spec() -> dict[str, Any]:
+    import kubernetes
+    from kubedask import make_pod_spec
+    made = make_pod_spec(image="ghcr.io/dask/dask:latest", memory_limit="1G", memory_request="1G",
+                         cpu_limit=1, cpu_request=1, env={"EXTRA_PIP_PACKAGES": "s3fs"})
+    result: dict[str, Any] = kubernetes.client.ApiClient().sanitize_for_serialization(made)  # type: ignore[no-untyped-call]
+    return result
+
+
+@pytest.mark.parametrize("template", [_worker_spec_yml, _make_pod_spec], ids=["worker-spec.yml", "make_pod_spec"])
+@pytest.mark.parametrize("profile", ["baseline", "restricted", "privileged"])
+def test_the_seeds_pods_run_under_every_profile(template: Any, profile: str) -> None:
+    req = parse_request("analysis", build_request_data(worker_template=template(), workers=2))
+    admitted = admit(req, Policy(profile=profile), NAMESPACE)  # type: ignore[arg-type]
+    if profile == "restricted":
+        assert admitted.worker_template.spec["securityContext"]["runAsNonRoot"] is True
+
+
+# --- the document -----------------------------------------------------------------------------------
+
+
+def test_defaults_are_those_of_the_documented_format() -> None:
+    assert Policy().model_dump(by_alias=True) == {
+        "profile": "baseline", "podSecurityExemptions": (), "allowedCapabilities": (), "allowedSysctls": (),
+        "allowedServiceAccounts": ("default",), "allowedSecrets": (), "allowServiceAccountTokenProjection": False,
+        "allowedVolumeTypes": ("emptyDir", "configMap", "downwardAPI"), "allowNodeName": False,
+        "allowedTolerations": ("k8s.dask.org/dedicated", "k8s.dask.org_dedicated", "nvidia.com/gpu"),
+        "allowedPriorityClasses": (), "allowedRuntimeClasses": (), "allowResourceClaims": False,
+        "allowedServiceTypes": ("ClusterIP",), "maxWorkers": 1000, "maxClustersPerNamespace": 50,
+        "maxWorkersPerNamespace": 2000, "minAdaptInterval": 2.0, "namespaces": {},
+    }
+
+
+def test_admins_set_the_policy_with_a_file_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("profile: restricted\nallowedServiceAccounts: [default, dask]\nmaxWorkers: 5\n"
+                    "namespaces:\n  team-a: {allowedSecrets: [s3-creds], maxWorkers: 50}\n")
+    policy = load_policy(path, environ={"KUBEDASK_POLICY_ALLOWED_CAPABILITIES": "NET_ADMIN, SYS_PTRACE",
+                                        "KUBEDASK_POLICY_MAX_WORKERS": "7"})
+    assert policy.profile == "restricted" and policy.max_workers == 7
+    assert policy.allowed_capabilities == ("NET_ADMIN", "SYS_PTRACE")
+    team_a = policy.for_namespace("team-a")
+    assert team_a.allowed_secrets == ("s3-creds",) and team_a.max_workers == 50
+    assert team_a.profile == "restricted" and team_a.allowed_service_accounts == ("default", "dask")
+    assert policy.for_namespace("team-b").allowed_secrets == ()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("allowEverything: true\n", "unknown key 'allowEverything'"),
+    ("allowedSecret: [a]\n", "did you mean 'allowedSecrets'?"),
+    ("allowPrivileged: true\n", "podSecurityExemptions: [privileged]"),
+    ("maxWorkers: lots\n", "key 'maxWorkers' has value 'lots'"),
+    ("maxWorkers: -1\n", "key 'maxWorkers' has value -1"),
+    ("allowedSecrets: s3-creds\n", "key 'allowedSecrets' has value 's3-creds'"),
+    ("profile: strict\n", "key 'profile' has value 'strict'"),
+    ("podSecurityExemptions: [hostpath]\n", "key 'podSecurityExemptions' has value 'hostpath'"),
+    ("allowedServiceTypes: [ExternalName]\n", "key 'allowedServiceTypes'"),
+    ("namespaces: {team-a: {allowedSecret: [a]}}\n", "unknown key 'namespaces.team-a.allowedSecret'"),
+    ("namespaces: {team-a: {namespaces: {}}}\n", "unknown key 'namespaces.team-a.namespaces'"),
+    ("namespaces: {Team_A: {maxWorkers: 1}}\n", "'Team_A' is not a namespace name"),
+    ("- a\n- b\n", "must hold a mapping"),
+    ("maxWorkers: [\n", "not valid YAML"),
+])
+def test_policy_file_errors_say_what_and_where(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        load_policy(path, environ={})
+    assert str(err.value).startswith(f"invalid policy file {path}: ")
     assert expected in str(err.value)
 
 
-def test_namespace_in_template_is_always_refused() -> None:
-    request = parse_request("analysis", request_data(worker_template={
-        "metadata": {"namespace": "kube-system"}, "spec": {"containers": [{"name": "w", "image": "i"}]}}))
-    with pytest.raises(PolicyViolation, match=r"metadata\.namespace"):
-        check_request(request, Policy(allow_privileged=True, allow_host_namespaces=True))
-
-
-def test_scheduler_template_is_checked_too() -> None:
-    request = parse_request("analysis", request_data(scheduler_template={
-        "containers": [{"name": "s", "image": "i", "securityContext": {"privileged": True}}]}))
-    with pytest.raises(PolicyViolation, match="'scheduler-template'"):
-        check_request(request, Policy())
-
-
-def test_ordinary_dask_request_is_allowed() -> None:
-    check_request(parse_request("analysis", request_data()), Policy())
-    check_request(with_spec(serviceAccountName="default",
-                            securityContext={"runAsNonRoot": True}), Policy())
-
-
-def test_worker_limit() -> None:
-    with pytest.raises(PolicyViolation, match="at most 10 per cluster"):
-        check_request(parse_request("a", request_data(workers=11)), Policy(max_workers=10))
-    with pytest.raises(PolicyViolation, match="adapt maximum"):
-        request = parse_request("a", request_data(workers=1, adapt={"maximum": 50}))
-        check_request(request, Policy(max_workers=10))
-
-
-def test_admins_loosen_the_policy_with_a_file_and_env(tmp_path: Path) -> None:
+def test_an_empty_file_is_the_default_policy(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    path.write_text("allowPrivileged: true\nallowedServiceAccounts: [default, dask]\nmaxWorkers: 5\n")
-    policy = load_policy(path, environ={"KUBEDASK_POLICY_ALLOWED_CAPABILITIES": "NET_ADMIN, SYS_PTRACE",
-                                        "KUBEDASK_POLICY_MAX_WORKERS": "7"})
-    assert policy.allow_privileged and policy.max_workers == 7
-    assert policy.allowed_service_accounts == ("default", "dask")
-    assert policy.allowed_capabilities == ("NET_ADMIN", "SYS_PTRACE")
-    check_request(container(securityContext={"privileged": True,
-                                             "capabilities": {"add": ["NET_ADMIN"]}}), policy)
-    check_request(with_spec(serviceAccountName="dask"), policy)
+    path.write_text("")
+    assert load_policy(path, environ={}) == Policy()
+    assert load_policy(None, environ={}) == Policy()
 
 
-def test_bad_policy_file_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text("allowEverything: true\n")
-    with pytest.raises(ValueError, match="invalid policy"):
-        load_policy(path, environ={})
+def test_worker_rule_messages_carry_the_request_key() -> None:
+    req = request(pod(hostNetwork=True))
+    with pytest.raises(PolicyViolation) as err:
+        admit(req, Policy(), NAMESPACE)
+    assert err.value.key == "worker-template"
+    assert_refused(req, "worker-template", "spec.hostNetwork", "true", "podSecurityExemptions")
