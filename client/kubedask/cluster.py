@@ -4,7 +4,9 @@
 
 The client never creates pods. It writes a request ConfigMap, renews a heartbeat on it while open, reads
 the status the controller writes back, and connects to the scheduler (cluster DNS, an external address,
-or an in-process port-forward). See :class:`KubeCluster`.
+or an in-process port-forward). This module is the facade; the jobs live beside it: ``options``
+(arguments and Dask config), ``request_io`` (the request ConfigMap), ``startup`` (waiting, with
+diagnostics), ``connect``/``portforward``/``local_mode`` (reaching the scheduler) and ``logs``.
 """
 
 from __future__ import annotations
@@ -13,33 +15,30 @@ import asyncio
 import atexit
 import contextlib
 import logging
-import math
-import time
 import weakref
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, ClassVar
 
-import dask.config
 from dask.utils import parse_timedelta
 from distributed.core import Status, rpc
 from distributed.deploy.cluster import Cluster
 from distributed.security import Security
 from distributed.utils import Log, Logs, format_dashboard_link
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from . import config as kconfig
+from . import logs as pod_logs
 from . import spec
 from .auth import ClusterAuth, LoadedAuth
-from .connect import PortForward, choose_route, host_of, local_scheduler_ip, port_of, running_in_cluster
-from .errors import (
-    ClusterNotFoundError,
-    KubeClusterError,
-)
-from .kube import KubeApi
+from .connect import host_of, reach_scheduler
+from .kube import Api, KubeApi
+from .local_mode import local_worker_address, start_local_scheduler
 from .naming import render_name, validate_name
-from .startup import POLL_MAX, POLL_START, StartupWait
-from .templates import PodTemplate, add_env, load_pod_template, required_affinity
+from .options import ClusterOptions
+from .portforward import PortForward
+from .request_io import RequestIO, adapt_bounds, build_manifest, heartbeat_interval, scale_target
+from .startup import StartupWait
+from .templates import PodTemplate, add_env, required_affinity, template_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -125,47 +124,36 @@ class KubeCluster(Cluster):
         if kwargs:
             raise TypeError(f"KubeCluster got unexpected keyword arguments {sorted(kwargs)}")
         self._attach = _attach
-        self.namespace = kconfig.get("namespace", namespace)
-        self.env = dict(kconfig.get("env", env) or {})
-        self.host = kconfig.get("host", host)
-        self.port = int(kconfig.get("port", port) or 0)
-        self._interface = kconfig.get("interface", interface)
-        self._protocol = kconfig.get("protocol", protocol)
-        self._dashboard_address = kconfig.get("dashboard_address", dashboard_address)
-        self._n_workers = int(kconfig.get("count.start", n_workers) or 0)
-        self._idle_timeout = kconfig.get("idle-timeout", idle_timeout)
-        self._deploy_mode = kconfig.get("deploy-mode", deploy_mode)
-        self._service_type = kconfig.get("scheduler-service-type", scheduler_service_type)
-        self._service_wait_timeout = float(
-            kconfig.get("scheduler-service-wait-timeout", scheduler_service_wait_timeout) or 0
+        self._options = ClusterOptions.resolve(
+            namespace=namespace, env=env, host=host, port=port, interface=interface, protocol=protocol,
+            dashboard_address=dashboard_address, n_workers=n_workers, idle_timeout=idle_timeout,
+            deploy_mode=deploy_mode, scheduler_service_type=scheduler_service_type,
+            scheduler_service_wait_timeout=scheduler_service_wait_timeout,
+            scheduler_service_name_resolution_retries=scheduler_service_name_resolution_retries,
+            controller_timeout=controller_timeout, client_heartbeat_timeout=client_heartbeat_timeout,
+            apply_default_affinity=apply_default_affinity,
         )
-        self._dns_retries = int(
-            kconfig.get(
-                "scheduler-service-name-resolution-retries", scheduler_service_name_resolution_retries
-            )
-        )
-        self._controller_timeout = float(kconfig.get("controller-timeout", controller_timeout))
-        self._heartbeat_timeout = float(kconfig.get("client-heartbeat-timeout", client_heartbeat_timeout))
-        self._close_timeout = float(kconfig.get("close-timeout"))
+        self.namespace = self._options.namespace
+        self.env = self._options.env
+        self.host = self._options.host
+        self.port = self._options.port
         self.apply_default_affinity = apply_default_affinity
+        # Attaching learns these two from the request itself.
+        self._deploy_mode = self._options.deploy_mode
+        self._heartbeat_timeout = self._options.heartbeat_timeout
         self.shutdown_on_close = shutdown_on_close
         self.auth = auth if auth is not None else ClusterAuth.DEFAULT
-        self.security = security
         if security is not None and not isinstance(security, Security):
             raise RuntimeError("security must be a distributed.security.Security object")
-        if self._deploy_mode not in ("remote", "local"):
-            raise ValueError(f"deploy_mode must be 'remote' or 'local', not {self._deploy_mode!r}")
-        if apply_default_affinity not in ("preferred", "required", "none"):
-            raise ValueError('apply_default_affinity must be one of "none", "preferred" or "required"')
+        self.security = security
 
-        self.pod_template = _template_from_config(pod_template, "worker")
-        self.scheduler_pod_template = _template_from_config(scheduler_pod_template, "scheduler")
+        self.pod_template = template_from_config(pod_template, "worker")
+        self.scheduler_pod_template = template_from_config(scheduler_pod_template, "scheduler")
         if self.pod_template is None and not _attach:
             raise ValueError(
                 "Worker pod specification not provided: pass a pod template (make_pod_spec(...), a dict or a "
                 "YAML path) or set kubernetes.worker-template / kubernetes.worker-template-path"
             )
-
         if _attach:
             if name is None:
                 raise ValueError("from_name needs the name of an existing cluster")
@@ -178,7 +166,8 @@ class KubeCluster(Cluster):
         # The request's name, kept apart from Cluster.name, which distributed may overwrite with metadata
         # stored on the scheduler.
         self.request_name = cluster_name
-        self._api: KubeApi | None = None
+        self._api: Api | None = None
+        self._request: RequestIO | None = None
         self._loaded_auth: LoadedAuth | None = None
         self._created_request = False
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -246,22 +235,20 @@ class KubeCluster(Cluster):
             self._loaded_auth = await asyncio.to_thread(ClusterAuth.load_first, self.auth)
             self.namespace = self.namespace or self._loaded_auth.namespace or "default"
             self._api = KubeApi(self._loaded_auth.configuration, self.namespace)
+            self._request = RequestIO(self._api, self.request_name)
             if self._attach:
-                request = await self._adopt_request()
+                adopted = await self._request.adopt()
+                request = adopted.request
+                self._deploy_mode = adopted.deploy_mode
+                self._heartbeat_timeout = adopted.heartbeat_timeout or self._heartbeat_timeout
             else:
-                if self._deploy_mode == "local":
-                    await self._start_local_scheduler()
                 request = await self._create_request()
-            self._heartbeat_task = asyncio.create_task(self._renew_heartbeat())
-            assert self.namespace is not None
+            self._heartbeat_task = asyncio.create_task(
+                self._request.renew_heartbeats(heartbeat_interval(self._heartbeat_timeout)))
             status = await StartupWait(
-                api=self._api,
-                namespace=self.namespace,
-                name=self.request_name,
-                deploy_mode=self._deploy_mode,
-                controller_timeout=self._controller_timeout,
-                scheduler_timeout=self._service_wait_timeout,
-                log=self._log,
+                api=self._api, namespace=self.namespace, name=self.request_name, deploy_mode=self._deploy_mode,
+                controller_timeout=self._options.controller_timeout,
+                scheduler_timeout=self._options.service_wait_timeout, log=self._log,
             ).until_ready(request)
             await self._connect(status)
             await super()._start()
@@ -277,67 +264,31 @@ class KubeCluster(Cluster):
         scheduler = add_env(self.scheduler_pod_template, self.env) if self.scheduler_pod_template else None
         if self.apply_default_affinity == "required":
             worker = required_affinity(worker, "worker")
-            if scheduler is not None:
-                scheduler = required_affinity(scheduler, "scheduler")
-        data = spec.build_request_data(
-            worker_template=worker,
-            workers=self._n_workers,
-            scheduler_template=scheduler if self._deploy_mode == "remote" else None,
-            scheduler_service_type=self._service_type,
-            idle_timeout=_seconds(self._idle_timeout),
-            deploy_mode=self._deploy_mode,
-            scheduler_address=scheduler_address,
-            client_heartbeat_timeout=self._heartbeat_timeout,
+            scheduler = required_affinity(scheduler, "scheduler") if scheduler is not None else None
+        return build_manifest(
+            self.request_name, self.namespace or "default", worker=worker, workers=self._options.n_workers,
+            scheduler=scheduler if self._deploy_mode == "remote" else None,
+            service_type=self._options.service_type, idle_timeout=_seconds(self._options.idle_timeout),
+            deploy_mode=self._deploy_mode, scheduler_address=scheduler_address,
+            heartbeat_timeout=self._heartbeat_timeout,
         )
-        manifest = spec.build_request_configmap(self.request_name, self.namespace or "default", data)
-        manifest["metadata"]["annotations"] = {spec.HEARTBEAT_ANNOTATION: spec.format_heartbeat()}
-        return manifest
 
     async def _create_request(self) -> dict[str, Any]:
-        assert self._api is not None
-        address = await self._local_worker_address() if self._deploy_mode == "local" else None
+        assert self._request is not None
+        address = None
+        if self._deploy_mode == "local":
+            await self._start_local_scheduler()
+            address = await self._local_worker_address()
         if self.apply_default_affinity == "none":
-            logger.info(
-                "apply_default_affinity='none': the controller still adds its preferred node affinity"
-            )
-        manifest = self.request_manifest(scheduler_address=address)
-        try:
-            created = await self._api.create_configmap(manifest)
-        except ApiException as e:
-            if e.status == 409:
-                raise KubeClusterError(
-                    f"a cluster named {self.request_name!r} already exists in namespace {self.namespace!r}; "
-                    f"attach to it with KubeCluster.from_name({self.request_name!r}) or choose another name"
-                ) from None
-            raise
+            logger.info("apply_default_affinity='none': the controller still adds its preferred node affinity")
+        created = await self._request.create(self.request_manifest(scheduler_address=address))
         self._created_request = True
         self._log(f"Requested Dask cluster {self._where} ({self._deploy_mode} scheduler)")
         return created
 
-    async def _adopt_request(self) -> dict[str, Any]:
-        assert self._api is not None
-        request = await self._api.read_configmap(self.request_name)
-        labels = ((request or {}).get("metadata") or {}).get("labels") or {}
-        if request is None or labels.get(spec.REQUEST_LABEL) != spec.REQUEST_LABEL_VALUE:
-            raise ClusterNotFoundError(
-                f"no kubedask cluster named {self.request_name!r} in namespace {self.namespace!r}"
-            )
-        data = request.get("data") or {}
-        self._deploy_mode = data.get(spec.KEY_DEPLOY_MODE) or "remote"
-        raw_timeout = data.get(spec.KEY_HEARTBEAT_TIMEOUT)
-        if raw_timeout:
-            self._heartbeat_timeout = spec.parse_duration(raw_timeout, spec.KEY_HEARTBEAT_TIMEOUT)
-        return request
-
     @property
     def _where(self) -> str:
         return f"{self.namespace}/{self.request_name}"
-
-    @property
-    def _scheduler_pod_name(self) -> str:
-        return f"{self.request_name}-scheduler"
-
-    # --- connecting -----------------------------------------------------------------------------------
 
     async def _connect(self, status: spec.ClusterStatus) -> None:
         connection_args = self.security.get_connection_args("client") if self.security else {}
@@ -349,46 +300,18 @@ class KubeCluster(Cluster):
             self._route = "local"
         elif self._deploy_mode == "local":
             # Attached to someone else's local-mode cluster: its scheduler is where the workers connect.
-            address = ((await self._read_request()).get("data") or {}).get(spec.KEY_SCHEDULER_ADDRESS, "")
+            assert self._request is not None
+            address = ((await self._request.read()).get("data") or {}).get(spec.KEY_SCHEDULER_ADDRESS, "")
             self._route = "local"
         else:
-            route = await choose_route(
-                status.scheduler_address,
-                status.external_address,
-                in_cluster=running_in_cluster(),
-                dns_retries=self._dns_retries,
-            )
-            self._route = route.kind
-            if route.address is not None and route.kind == "dns" and status.dashboard_address:
-                self._dashboard_hostport = (
-                    host_of(status.dashboard_address),
-                    port_of(status.dashboard_address),
-                )
-            if route.address is None or self._dashboard_hostport is None:
-                assert self._loaded_auth is not None and self.namespace is not None
-                self._forward = PortForward(
-                    self._loaded_auth.configuration,
-                    self.namespace,
-                    self._scheduler_pod_name,
-                    [spec.SCHEDULER_PORT, spec.DASHBOARD_PORT],
-                )
-                await self._forward.start()
-                if route.address is None:  # the scheduler itself goes through the forward
-                    await self._forward.check(spec.SCHEDULER_PORT)
-                self._dashboard_hostport = (
-                    self._forward.host,
-                    self._forward.local_ports[spec.DASHBOARD_PORT],
-                )
-            address = route.address or self._forward.address(spec.SCHEDULER_PORT)  # type: ignore[union-attr]
+            assert self._loaded_auth is not None and self.namespace is not None
+            connection = await reach_scheduler(
+                status, self._loaded_auth.configuration, self.namespace, self.request_name,
+                self._options.dns_retries)
+            address, self._route = connection.address, connection.route
+            self._dashboard_hostport, self._forward = connection.dashboard, connection.forward
         logger.info("Connecting to scheduler %s (%s)", address, self._route)
         self.scheduler_comm = rpc(address, connection_args=connection_args)
-
-    async def _read_request(self) -> dict[str, Any]:
-        assert self._api is not None
-        request = await self._api.read_configmap(self.request_name)
-        if request is None:
-            raise ClusterNotFoundError(f"the request {self._where} no longer exists")
-        return request
 
     @property
     def dashboard_link(self) -> str:
@@ -398,56 +321,17 @@ class KubeCluster(Cluster):
         host, port = self._dashboard_hostport
         return str(format_dashboard_link(host, port))
 
-    # --- local deploy mode ----------------------------------------------------------------------------
-
     async def _start_local_scheduler(self) -> None:
-        from distributed import Scheduler
-
-        protocol = self._protocol if "://" in self._protocol else f"{self._protocol}://"
-        self._local_scheduler = Scheduler(
-            # distributed refuses host and interface together; the configured host is only a default.
-            host=None if self._interface else self.host,
-            port=self.port,
-            interface=self._interface,
-            protocol=protocol,
-            dashboard_address=self._dashboard_address,
-            security=self.security,
-            idle_timeout=self._idle_timeout,
-        )
-        await self._local_scheduler
+        options = self._options
+        self._local_scheduler = await start_local_scheduler(
+            self.host, self.port, options.interface, options.protocol, options.dashboard_address,
+            self.security, options.idle_timeout)
 
     async def _local_worker_address(self) -> str:
-        """The address pods use to reach the in-process scheduler."""
         assert self._local_scheduler is not None and self._api is not None and self._loaded_auth is not None
-        port = port_of(self._local_scheduler.address)
-        protocol = self._protocol.split("://")[0]
-        # Towards the address the API server advertises to pods first: pods reach it by construction.
-        targets = [*await self._api.apiserver_endpoints(), host_of(self._loaded_auth.configuration.host)]
-        return f"{protocol}://{local_scheduler_ip(self.host, self._interface, targets)}:{port}"
-
-    # --- heartbeat ------------------------------------------------------------------------------------
-
-    async def _renew_heartbeat(self) -> None:
-        """Renew the heartbeat annotation while open; the controller reaps the cluster if it stops."""
-        # Three renewals per timeout tolerate a missed write or two; no more often than every 5 s.
-        interval = max(5.0, self._heartbeat_timeout / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self._patch(
-                    {"metadata": {"annotations": {spec.HEARTBEAT_ANNOTATION: spec.format_heartbeat()}}}
-                )
-            except ApiException as e:
-                if e.status == 404:
-                    logger.warning("The request %s was deleted; the cluster is gone", self._where)
-                    return
-                logger.warning("Could not renew the heartbeat of %s: %s", self._where, e.reason)
-            except Exception as e:
-                logger.warning("Could not renew the heartbeat of %s: %r", self._where, e)
-
-    async def _patch(self, patch: Mapping[str, Any]) -> None:
-        assert self._api is not None
-        await self._api.patch_configmap(self.request_name, patch)
+        return await local_worker_address(
+            self._api, self._loaded_auth.configuration.host, self._local_scheduler.address,
+            self._options.protocol, self.host, self._options.interface)
 
     # --- scaling --------------------------------------------------------------------------------------
 
@@ -468,14 +352,8 @@ class KubeCluster(Cluster):
         return self.sync(lambda: change)
 
     async def _scale(self, n: int) -> None:
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"cannot scale to {n} workers")
-        maximum = kconfig.get("count.max")
-        if maximum is not None and n > int(maximum):
-            logger.info("Tried to scale beyond the maximum number of workers %d > %d", n, maximum)
-            n = int(maximum)
-        await self._patch({"data": {spec.KEY_WORKERS: str(n), spec.KEY_ADAPT: None}})
+        assert self._request is not None
+        await self._request.set_workers(scale_target(n, kconfig.get("count.max")))
 
     def adapt(  # type: ignore[override]
         self,
@@ -499,34 +377,19 @@ class KubeCluster(Cluster):
         return self._request_change(self._adapt(minimum, maximum, interval, cooldown))
 
     async def _adapt(
-        self,
-        minimum: int | None,
-        maximum: int | float | None,
-        interval: str | float | None,
+        self, minimum: int | None, maximum: int | float | None, interval: str | float | None,
         cooldown: str | float | None,
     ) -> None:
-        cap = kconfig.get("count.max")
-        if maximum is None or math.isinf(maximum):
-            maximum = int(cap) if cap is not None else spec.MAX_WORKERS
-        maximum = min(int(maximum), int(cap)) if cap is not None else int(maximum)
-        minimum = int(minimum or 0)
-        if minimum > maximum:
-            raise ValueError(f"adapt(): minimum {minimum} is larger than maximum {maximum}")
-        adapt: dict[str, Any] = {"minimum": minimum, "maximum": maximum}
+        assert self._request is not None
+        low, high = adapt_bounds(minimum, maximum, kconfig.get("count.max"))
+        adapt: dict[str, Any] = {"minimum": low, "maximum": high}
         if interval is not None:
-            adapt["interval"] = parse_timedelta(interval, default="seconds")
+            adapt["interval"] = _seconds(interval)
         if cooldown is not None:
-            adapt["cooldown"] = parse_timedelta(cooldown, default="seconds")
-        data = spec.build_request_data(worker_template="containers: [{name: x, image: x}]", adapt=adapt)
-        await self._patch({"data": {spec.KEY_ADAPT: data[spec.KEY_ADAPT]}})
+            adapt["cooldown"] = _seconds(cooldown)
+        await self._request.set_adapt(adapt)
 
     # --- pods and logs --------------------------------------------------------------------------------
-
-    def _selector(self, component: str | None) -> str:
-        selector = f"{spec.CLUSTER_NAME_LABEL}={self.request_name}"
-        if component is not None:
-            selector += f",{spec.COMPONENT_LABEL}={component}"
-        return selector
 
     def pods(self, component: str | None = "worker") -> Any:
         """The cluster's pods (``kubernetes.client.V1Pod``): workers by default, ``None`` for all.
@@ -539,8 +402,7 @@ class KubeCluster(Cluster):
 
     async def _pods(self, component: str | None = "worker") -> list[client.V1Pod]:
         assert self._api is not None
-        pods = await self._api.list_pod_objects(self._selector(component))
-        return sorted(pods, key=pod_name)
+        return await pod_logs.pods(self._api, self.request_name, component)
 
     def logs(self, pod: str | client.V1Pod | None = None) -> Any:
         """The log of one pod (a name or a V1Pod), or with no argument all logs like :meth:`get_logs`.
@@ -550,17 +412,14 @@ class KubeCluster(Cluster):
         """
         if pod is None:
             return self.get_logs()
-        name = pod if isinstance(pod, str) else pod_name(pod)
-        return self.sync(self._pod_log, name)
-
-    async def _pod_log(self, name: str) -> Log:
         assert self._api is not None
-        return Log(await self._api.pod_log(name))
+        return self.sync(pod_logs.pod_log, self._api, pod if isinstance(pod, str) else pod_logs.pod_name(pod))
 
     async def _get_logs(
         self, cluster: bool = True, scheduler: bool = True, workers: bool | Iterable[str] = True
     ) -> Logs:
         """Logs keyed ``"Scheduler"`` and by worker pod name (plus ``"Cluster"``: this client's messages)."""
+        assert self._api is not None
         logs = Logs()
         if cluster:
             logs["Cluster"] = Log("\n".join(line for _, line in self._cluster_manager_logs))
@@ -569,15 +428,9 @@ class KubeCluster(Cluster):
                 lines = await self.scheduler_comm.get_logs()
                 logs["Scheduler"] = Log("\n".join(line for _, line in lines))
             elif self._deploy_mode == "remote":
-                logs["Scheduler"] = await self._pod_log(self._scheduler_pod_name)
+                logs["Scheduler"] = await pod_logs.pod_log(self._api, spec.scheduler_name(self.request_name))
         if workers:
-            wanted = None if workers is True else set(workers)
-            names = [pod_name(p) for p in await self._pods("worker")]
-            names = [n for n in names if wanted is None or n in wanted]
-            for name, log in zip(
-                names, await asyncio.gather(*(self._pod_log(n) for n in names)), strict=True
-            ):
-                logs[name] = log
+            logs.update(await pod_logs.worker_logs(self._api, self.request_name, None if workers is True else workers))
         return logs
 
     # --- closing --------------------------------------------------------------------------------------
@@ -601,30 +454,11 @@ class KubeCluster(Cluster):
         await super()._close()
         await self._stop_heartbeat()
         try:
-            if self.shutdown_on_close and self._api is not None:
-                await self._delete_and_wait(self._close_timeout if timeout is None else timeout)
+            if self.shutdown_on_close and self._request is not None:
+                wait = self._options.close_timeout if timeout is None else timeout
+                await self._request.delete_and_wait(pod_logs.selector(self.request_name, None), wait)
         finally:
             await self._release()
-
-    async def _delete_and_wait(self, timeout: float) -> None:
-        assert self._api is not None
-        await self._api.delete_configmap(self.request_name)
-        deadline = time.monotonic() + timeout
-        interval = POLL_START
-        while True:
-            try:
-                remaining = await self._api.list_pods(self._selector(None))
-            except ApiException as e:
-                logger.warning("Cannot check that the pods of %s are gone: %s", self.request_name, e.reason)
-                return
-            if not remaining:
-                return
-            if time.monotonic() > deadline:
-                names = ", ".join(p["metadata"]["name"] for p in remaining)
-                logger.warning("Pods of %s still terminating after %gs: %s", self._where, timeout, names)
-                return
-            await asyncio.sleep(interval)
-            interval = min(interval * 2, POLL_MAX)
 
     async def _stop_heartbeat(self) -> None:
         if self._heartbeat_task is not None:
@@ -666,25 +500,6 @@ class KubeCluster(Cluster):
         except Exception as e:
             logger.warning("Could not delete %s at exit: %r", self._where, e)
         self.status = Status.closed
-
-
-def pod_name(pod: client.V1Pod) -> str:
-    """The name of a pod object (the generated models type every field as optional)."""
-    return str(pod.metadata.name) if pod.metadata is not None else ""
-
-
-def _template_from_config(template: PodTemplate | None, pod_type: str) -> dict[str, Any] | None:
-    """The explicit template, else ``kubernetes.<type>-template``, else ``...-template-path``."""
-    loaded = load_pod_template(template)
-    if loaded is not None:
-        return loaded
-    inline = kconfig.get(f"{pod_type}-template")
-    if inline:
-        return load_pod_template(dask.config.expand_environment_variables(inline))
-    path = kconfig.get(f"{pod_type}-template-path")
-    if path:
-        return load_pod_template(str(path))
-    return None
 
 
 def _seconds(value: str | float | None) -> float | None:

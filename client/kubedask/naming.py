@@ -19,9 +19,8 @@ import string
 import uuid as uuid_module
 from collections.abc import Mapping
 
-from .spec import MAX_NAME_LENGTH
+from .spec import name_problem
 
-_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -105,19 +104,13 @@ def render_name(
 
 
 def validate_name(name: str, source: str | None = None) -> None:
-    """Raise :class:`NameTemplateError` unless ``name`` is a usable cluster name.
+    """Raise :class:`NameTemplateError` unless ``name`` is a usable cluster name (the rule is the schema's,
+    :func:`kubedask.spec.name_problem`, so the client refuses exactly what the controller would).
 
     Example:
         >>> validate_name("analysis")
     """
-    origin = f" (from {source!r})" if source is not None and source != name else ""
-    if not _DNS_LABEL.match(name):
-        raise NameTemplateError(
-            f"cluster name {name!r}{origin} must start with a letter and contain only lowercase letters, "
-            "digits and '-'"
-        )
-    if len(name) > MAX_NAME_LENGTH:
-        raise NameTemplateError(
-            f"cluster name {name!r}{origin} is {len(name)} characters; at most {MAX_NAME_LENGTH} leave room "
-            "for the pod name suffixes"
-        )
+    problem = name_problem(name)
+    if problem is not None:
+        origin = f" (from {source!r})" if source is not None and source != name else ""
+        raise NameTemplateError(f"cluster name {name!r}{origin} is not usable: {problem}")

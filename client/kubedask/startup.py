@@ -8,7 +8,6 @@ pod that cannot start (image pull failure, crash loop) ends the wait at once, qu
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +20,8 @@ from .errors import (
     SchedulerStartError,
     SchedulerStartTimeoutError,
 )
-from .kube import KubeApi
-
-POLL_START = 0.25  # seconds between status reads at first; doubles up to POLL_MAX
-POLL_MAX = 2.0
+from .kube import Api
+from .request_io import POLL_MAX, POLL_START
 
 
 @dataclass
@@ -36,7 +33,7 @@ class StartupWait:
         ... # doctest: +SKIP
     """
 
-    api: KubeApi
+    api: Api
     namespace: str
     name: str
     deploy_mode: str
@@ -50,17 +47,19 @@ class StartupWait:
 
     @property
     def scheduler_pod(self) -> str:
-        return f"{self.name}-scheduler"
+        return spec.scheduler_name(self.name)
 
     async def until_ready(self, request: dict[str, Any]) -> spec.ClusterStatus:
         """Poll the request's status until the scheduler is ready; raise a clear error otherwise."""
-        started = time.monotonic()
+        # The event loop's clock: the one asyncio.sleep follows, and the one a test can make fake.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         accepted_at: float | None = None
         interval = POLL_START
         last_report = ""
         while True:
             status = spec.parse_status((request.get("metadata") or {}).get("annotations"))
-            now = time.monotonic()
+            now = loop.time()
             if status is None:
                 if now - started > self.controller_timeout:
                     raise ControllerNotRespondingError(

@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +24,8 @@ import dask.config
 import yaml
 from kubernetes import client
 
-from .spec import MAX_TEMPLATE_BYTES
+from . import config as kconfig
+from .spec import MAX_TEMPLATE_BYTES, is_pod_manifest, template_problem
 
 WORKER_CONTAINER_NAME = "dask-worker"
 
@@ -204,21 +204,13 @@ def normalize_pod(data: Any) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise TemplateError(f"a pod template must be a mapping, not {type(data).__name__}")
     pod = copy.deepcopy(dict(data))
-    if "containers" in pod and "spec" not in pod:  # a bare pod spec
+    # The schema's rule, so a template the controller would refuse is refused here, before any request.
+    problem = template_problem(pod)
+    if problem is not None:
+        raise TemplateError(f"invalid pod template: {problem}")
+    if not is_pod_manifest(pod):
         pod = {"spec": pod}
-    kind = pod.get("kind", "Pod")
-    if kind != "Pod":
-        raise TemplateError(f"a pod template must have kind Pod, not {kind!r}")
-    spec = pod.get("spec")
-    if not isinstance(spec, Mapping) or not spec.get("containers"):
-        raise TemplateError("a pod template needs spec.containers with at least one container")
-    if not isinstance(spec["containers"], list):
-        raise TemplateError("spec.containers of a pod template must be a list")
-    for i, container in enumerate(spec["containers"]):
-        if not isinstance(container, dict):
-            raise TemplateError(f"spec.containers[{i}] of a pod template must be a mapping")
-        if not container.get("image"):
-            raise TemplateError(f"spec.containers[{i}] of a pod template has no image")
+    for i, container in enumerate(pod["spec"]["containers"]):
         container.setdefault("name", f"dask-{i}")
     pod["apiVersion"] = pod.get("apiVersion", "v1")
     pod["kind"] = "Pod"
@@ -261,7 +253,15 @@ def required_affinity(pod: dict[str, Any], pod_type: str) -> dict[str, Any]:
     return pod
 
 
-def to_yaml(pod: Mapping[str, Any]) -> str:
-    """Serialize a manifest for the request ConfigMap (block style, stable key order, no aliases)."""
-    # A JSON round trip turns tuples and other YAML-unfriendly values into plain lists and scalars.
-    return yaml.safe_dump(json.loads(json.dumps(pod)), sort_keys=False, default_flow_style=False)
+def template_from_config(template: PodTemplate | None, pod_type: str) -> dict[str, Any] | None:
+    """A KubeCluster template: the explicit one, else ``kubernetes.<type>-template``, else ``...-template-path``."""
+    loaded = load_pod_template(template)
+    if loaded is not None:
+        return loaded
+    inline = kconfig.get(f"{pod_type}-template")
+    if inline:
+        return load_pod_template(dask.config.expand_environment_variables(inline))
+    path = kconfig.get(f"{pod_type}-template-path")
+    if path:
+        return load_pod_template(str(path))
+    return None

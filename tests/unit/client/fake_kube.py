@@ -1,4 +1,4 @@
-"""A tiny fake Kubernetes API (ConfigMaps, pods, logs, events) plus a scripted fake controller.
+"""Fakes of the Kubernetes API: over real HTTP (:class:`FakeKube`) and in memory (:class:`MemoryApi`).
 
 Enough of the API for KubeCluster's calls, served over real HTTP on 127.0.0.1 from a background thread,
 so the blocking kubernetes client talks to it exactly as it would to an API server.
@@ -10,11 +10,14 @@ import asyncio
 import copy
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 from kubedask import spec
+from kubedask.kube import Api
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 Manifest = dict[str, Any]
 
@@ -54,6 +57,8 @@ class FakeKube:
         self.events: list[Manifest] = []
         self.patches: list[Manifest] = []
         self.on_create: Callable[[FakeKube, Manifest], None] = lambda kube, cm: None
+        #: Called with (namespace, name) before every ConfigMap read, so a test can change what is read.
+        self.on_read: Callable[[FakeKube, tuple[str, str]], None] = lambda kube, key: None
         self.lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -63,7 +68,9 @@ class FakeKube:
 
     def set_status(self, namespace: str, name: str, **status: Any) -> None:
         with self.lock:
-            cm = self.configmaps[(namespace, name)]
+            cm = self.configmaps.get((namespace, name))
+            if cm is None:  # deleted meanwhile (a read after close)
+                return
             cm["metadata"].setdefault("annotations", {})[spec.STATUS_ANNOTATION] = json.dumps(status)
 
     def add_pod(
@@ -101,6 +108,7 @@ class FakeKube:
 
     async def get_cm(self, request: web.Request) -> web.Response:
         key = (request.match_info["ns"], request.match_info["name"])
+        self.on_read(self, key)
         with self.lock:
             cm = copy.deepcopy(self.configmaps.get(key))
         return web.json_response(cm) if cm else not_found("configmap")
@@ -202,3 +210,86 @@ class FakeKube:
     @property
     def host(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class MemoryApi:
+    """An in-memory :class:`kubedask.kube.Api` for one namespace: no HTTP, so tests can run it on fake time.
+
+    ``failures[method]`` holds exceptions the next calls of that method raise, one per call.
+    """
+
+    def __init__(self, namespace: str = "team-a") -> None:
+        self.namespace = namespace
+        self.configmaps: dict[str, Manifest] = {}
+        self.pods: dict[str, Manifest] = {}
+        self.logs: dict[str, str] = {}
+        self.events: list[Manifest] = []
+        self.patches: list[Manifest] = []
+        self.failures: dict[str, list[Exception]] = {}
+        self.closed = False
+
+    def _maybe_fail(self, method: str) -> None:
+        pending = self.failures.get(method)
+        if pending:
+            raise pending.pop(0)
+
+    def set_status(self, name: str, **status: Any) -> None:
+        self.configmaps[name]["metadata"].setdefault("annotations", {})[spec.STATUS_ANNOTATION] = json.dumps(status)
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def create_configmap(self, manifest: Mapping[str, Any]) -> Manifest:
+        self._maybe_fail("create_configmap")
+        created = copy.deepcopy(dict(manifest))
+        self.configmaps[created["metadata"]["name"]] = created
+        return copy.deepcopy(created)
+
+    async def read_configmap(self, name: str) -> Manifest | None:
+        self._maybe_fail("read_configmap")
+        return copy.deepcopy(self.configmaps.get(name))
+
+    async def patch_configmap(self, name: str, patch: Mapping[str, Any]) -> Manifest:
+        self._maybe_fail("patch_configmap")
+        if name not in self.configmaps:
+            raise ApiException(status=404, reason="Not Found")
+        self.patches.append(copy.deepcopy(dict(patch)))
+        self.configmaps[name] = merge_patch(self.configmaps[name], dict(patch))
+        return copy.deepcopy(self.configmaps[name])
+
+    def delete_configmap_blocking(self, name: str) -> bool:
+        self._maybe_fail("delete_configmap")
+        return self.configmaps.pop(name, None) is not None
+
+    async def delete_configmap(self, name: str) -> bool:
+        return self.delete_configmap_blocking(name)
+
+    async def apiserver_endpoints(self) -> list[str]:
+        return []
+
+    def _matching(self, label_selector: str) -> list[Manifest]:
+        wanted = dict(part.split("=", 1) for part in label_selector.split(",") if part)
+        return [copy.deepcopy(p) for _, p in sorted(self.pods.items())
+                if all(p["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
+
+    async def list_pods(self, label_selector: str) -> list[Manifest]:
+        self._maybe_fail("list_pods")
+        return self._matching(label_selector)
+
+    async def list_pod_objects(self, label_selector: str) -> list[client.V1Pod]:
+        return [client.V1Pod(metadata=client.V1ObjectMeta(name=p["metadata"]["name"]))
+                for p in await self.list_pods(label_selector)]
+
+    async def read_pod(self, name: str) -> Manifest | None:
+        return copy.deepcopy(self.pods.get(name))
+
+    async def pod_log(self, name: str, container: str | None = None, tail_lines: int | None = None) -> str:
+        text = self.logs.get(name, "")
+        return "\n".join(text.splitlines()[-tail_lines:]) if tail_lines else text
+
+    async def events_for(self, kind: str, name: str) -> list[Manifest]:
+        return [e for e in self.events if e.get("involvedObject") == {"kind": kind, "name": name}]
+
+
+# The fake is a full Api: mypy checks this assignment against the Protocol.
+_CHECK_API: type[Api] = MemoryApi

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from kubedask import ClusterAuth, InCluster, KubeAuth, KubeConfig
 from kubedask.auth import select_methods
-from kubedask.connect import auth_headers
+from kubedask.portforward import auth_headers
 from kubernetes.config.config_exception import ConfigException
 
 KUBECONFIG = """\

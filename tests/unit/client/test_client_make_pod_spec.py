@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from kubedask import make_pod_spec
 from kubernetes import client
+
+
+def spec_of(pod: client.V1Pod) -> Any:
+    """The pod spec, which the generated model types as optional."""
+    assert pod.spec is not None
+    return pod.spec
+
+
+def meta_of(pod: client.V1Pod) -> Any:
+    assert pod.metadata is not None
+    return pod.metadata
 
 
 def test_quickstart_spec_has_classic_worker_args_and_resources() -> None:
@@ -12,7 +25,7 @@ def test_quickstart_spec_has_classic_worker_args_and_resources() -> None:
         image="ghcr.io/dask/dask:latest", memory_limit="4G", memory_request="4G", cpu_limit=1, cpu_request=1
     )
     assert isinstance(pod, client.V1Pod)
-    container = pod.spec.containers[0]
+    container: Any = spec_of(pod).containers[0]
     assert container.args == [
         "dask",
         "worker",
@@ -26,12 +39,12 @@ def test_quickstart_spec_has_classic_worker_args_and_resources() -> None:
     ]
     assert container.resources.limits == {"cpu": "1", "memory": "4G"}
     assert container.resources.requests == {"cpu": "1", "memory": "4G"}
-    assert pod.spec.restart_policy == "Never"
+    assert spec_of(pod).restart_policy == "Never"
 
 
 def test_image_is_used_when_present_locally() -> None:
     pod = make_pod_spec(image="ghcr.io/dask/dask:latest")
-    assert pod.spec.containers[0].image_pull_policy == "IfNotPresent"
+    assert spec_of(pod).containers[0].image_pull_policy == "IfNotPresent"
 
 
 def test_threads_resources_gpu_env_labels_and_annotations() -> None:
@@ -44,13 +57,13 @@ def test_threads_resources_gpu_env_labels_and_annotations() -> None:
         labels={"team": "ml"},
         annotations={"note": "x"},
     )
-    container = pod.spec.containers[0]
+    container: Any = spec_of(pod).containers[0]
     assert container.args[container.args.index("--nthreads") + 1] == "4"
     assert container.args[-2:] == ["--resources", "GPU=1"]
     assert container.resources.limits == {"nvidia.com/gpu": "1"}
     assert [(e.name, e.value) for e in container.env] == [("EXTRA", "1")]
-    assert pod.metadata.labels == {"team": "ml"}
-    assert pod.metadata.annotations == {"note": "x"}
+    assert meta_of(pod).labels == {"team": "ml"}
+    assert meta_of(pod).annotations == {"note": "x"}
 
 
 def test_extra_configs_deep_merge_like_the_classic() -> None:
@@ -69,13 +82,13 @@ def test_extra_configs_deep_merge_like_the_classic() -> None:
         },
         memory_limit="1G",
     )
-    container = pod.spec.containers[0]
+    container: Any = spec_of(pod).containers[0]
     assert [e.name for e in container.env] == ["A", "B"]  # lists are appended
     assert container.resources.limits == {"memory": "1G", "ephemeral-storage": "1Gi"}  # dicts merge
     assert container.working_dir == "/work"
-    assert pod.spec.tolerations[0].key == "gpu"
-    assert pod.spec.node_selector == {"disk": "ssd"}
-    assert pod.spec.restart_policy == "OnFailure"  # scalars replace
+    assert spec_of(pod).tolerations[0].key == "gpu"
+    assert spec_of(pod).node_selector == {"disk": "ssd"}
+    assert spec_of(pod).restart_policy == "OnFailure"  # scalars replace
 
 
 def test_unknown_extra_field_is_refused_with_the_allowed_names() -> None:

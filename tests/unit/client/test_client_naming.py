@@ -63,5 +63,7 @@ def test_environment_values_cannot_smuggle_invalid_names() -> None:
 def test_too_long_and_invalid_names_are_refused() -> None:
     with pytest.raises(NameTemplateError, match="characters"):
         render_name("dask-" + "x" * 60)
-    with pytest.raises(NameTemplateError, match="must start with a letter"):
+    with pytest.raises(NameTemplateError, match="starting with a letter"):
         validate_name("1abc")
+    with pytest.raises(NameTemplateError, match="ending with a letter or digit"):
+        validate_name("abc-")

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp import web
-from kubedask.connect import PORTFORWARD_PROTOCOL, PortForward, PortForwardError, choose_route
+from kubedask.connect import choose_route
+from kubedask.portforward import PORTFORWARD_PROTOCOL, PortForward, PortForwardError
 from kubernetes.client import Configuration
 
 DEADLINE = 10

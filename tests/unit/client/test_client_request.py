@@ -14,7 +14,7 @@ import dask.config
 import pytest
 from distributed.core import Status
 from kubedask import KubeCluster, make_pod_spec, spec
-from kubedask.connect import local_scheduler_ip
+from kubedask.local_mode import local_scheduler_ip
 
 
 @pytest.fixture
@@ -28,7 +28,8 @@ def unstarted() -> Iterator[list[KubeCluster]]:
 
 
 def offline(made: list[KubeCluster], *args: Any, **kwargs: Any) -> KubeCluster:
-    cluster = KubeCluster(*args, asynchronous=True, **kwargs)
+    kwargs["asynchronous"] = True
+    cluster = KubeCluster(*args, **kwargs)
     made.append(cluster)
     return cluster
 

@@ -76,9 +76,11 @@ def test_no_template_means_none() -> None:
 @pytest.mark.parametrize(
     ("template", "message"),
     [
-        ({"kind": "Deployment", "spec": {"containers": [{"image": "a"}]}}, "kind Pod"),
-        ({"spec": {}}, "at least one container"),
-        ({"spec": {"containers": [{"name": "c"}]}}, "has no image"),
+        ({"kind": "Deployment", "spec": {"containers": [{"image": "a"}]}}, "only 'Pod'"),
+        ({"spec": {}}, "at least one entry"),
+        ({"spec": {"containers": [{"name": "c"}]}}, r"containers\[0\] has no 'image'"),
+        ({"containers": [{"image": "a", "args": [{"x": 1}]}]}, "args must be a list of strings"),
+        ({"apiVersion": "v2", "spec": {"containers": [{"image": "a"}]}}, "pods are 'v1'"),
         (42, "must be a kubernetes.client.V1Pod, a dict or a path"),
     ],
 )

@@ -1,0 +1,48 @@
+"""A cluster's pods and their logs, read through the API (the user needs only get/list on pods and logs).
+
+Example:
+    >>> selector("analysis", "worker")
+    'dask.org/cluster-name=analysis,dask.org/component=worker'
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from distributed.utils import Log
+from kubernetes import client
+
+from . import spec
+from .kube import Api
+
+
+def selector(cluster: str, component: str | None) -> str:
+    """The label selector of a cluster's pods: all of them, or one component's (``worker``, ``scheduler``)."""
+    labels = f"{spec.CLUSTER_NAME_LABEL}={cluster}"
+    if component is not None:
+        labels += f",{spec.COMPONENT_LABEL}={component}"
+    return labels
+
+
+def pod_name(pod: client.V1Pod) -> str:
+    """The name of a pod object (the generated models type every field as optional)."""
+    return str(pod.metadata.name) if pod.metadata is not None else ""
+
+
+async def pods(api: Api, cluster: str, component: str | None = "worker") -> list[client.V1Pod]:
+    """The cluster's pods, sorted by name."""
+    return sorted(await api.list_pod_objects(selector(cluster, component)), key=pod_name)
+
+
+async def pod_log(api: Api, name: str) -> Log:
+    return Log(await api.pod_log(name))
+
+
+async def worker_logs(api: Api, cluster: str, wanted: Iterable[str] | None = None) -> dict[str, Log]:
+    """The logs of the cluster's worker pods (all, or those named in ``wanted``), keyed by pod name."""
+    only = None if wanted is None else set(wanted)
+    names = [pod_name(p) for p in await pods(api, cluster, "worker")]
+    names = [n for n in names if only is None or n in only]
+    logs = await asyncio.gather(*(pod_log(api, n) for n in names))
+    return dict(zip(names, logs, strict=True))

@@ -1,0 +1,85 @@
+"""KubeCluster's settings: each explicit argument, else its classic ``kubernetes.*`` Dask config key.
+
+Example:
+    >>> ClusterOptions.resolve(deploy_mode="local", n_workers=2).deploy_mode
+    'local'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import config as kconfig
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """The resolved settings of one KubeCluster (see :class:`~kubedask.KubeCluster` for their meaning)."""
+
+    namespace: str | None
+    env: dict[str, Any]
+    host: str | None
+    port: int
+    interface: str | None
+    protocol: str
+    dashboard_address: str | None
+    n_workers: int
+    idle_timeout: str | float | None
+    deploy_mode: str
+    service_type: str | None
+    service_wait_timeout: float
+    dns_retries: int
+    controller_timeout: float
+    heartbeat_timeout: float
+    close_timeout: float
+    apply_default_affinity: str
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        namespace: str | None = None,
+        env: Any = None,
+        host: str | None = None,
+        port: int | None = None,
+        interface: str | None = None,
+        protocol: str | None = None,
+        dashboard_address: str | None = None,
+        n_workers: int | None = None,
+        idle_timeout: str | float | None = None,
+        deploy_mode: str | None = None,
+        scheduler_service_type: str | None = None,
+        scheduler_service_wait_timeout: float | None = None,
+        scheduler_service_name_resolution_retries: int | None = None,
+        controller_timeout: float | None = None,
+        client_heartbeat_timeout: float | None = None,
+        apply_default_affinity: str = "preferred",
+    ) -> ClusterOptions:
+        """Fill every setting from its argument or the Dask config; refuse values that cannot work."""
+        options = cls(
+            namespace=kconfig.get("namespace", namespace),
+            env=dict(kconfig.get("env", env) or {}),
+            host=kconfig.get("host", host),
+            port=int(kconfig.get("port", port) or 0),
+            interface=kconfig.get("interface", interface),
+            protocol=kconfig.get("protocol", protocol),
+            dashboard_address=kconfig.get("dashboard_address", dashboard_address),
+            n_workers=int(kconfig.get("count.start", n_workers) or 0),
+            idle_timeout=kconfig.get("idle-timeout", idle_timeout),
+            deploy_mode=kconfig.get("deploy-mode", deploy_mode),
+            service_type=kconfig.get("scheduler-service-type", scheduler_service_type),
+            service_wait_timeout=float(
+                kconfig.get("scheduler-service-wait-timeout", scheduler_service_wait_timeout) or 0),
+            dns_retries=int(kconfig.get(
+                "scheduler-service-name-resolution-retries", scheduler_service_name_resolution_retries)),
+            controller_timeout=float(kconfig.get("controller-timeout", controller_timeout)),
+            heartbeat_timeout=float(kconfig.get("client-heartbeat-timeout", client_heartbeat_timeout)),
+            close_timeout=float(kconfig.get("close-timeout")),
+            apply_default_affinity=apply_default_affinity,
+        )
+        if options.deploy_mode not in ("remote", "local"):
+            raise ValueError(f"deploy_mode must be 'remote' or 'local', not {options.deploy_mode!r}")
+        if apply_default_affinity not in ("preferred", "required", "none"):
+            raise ValueError('apply_default_affinity must be one of "none", "preferred" or "required"')
+        return options

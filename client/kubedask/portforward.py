@@ -1,0 +1,232 @@
+"""The port-forward: local TCP listeners reaching a pod's ports through the API server.
+
+It speaks the Kubernetes ``pods/portforward`` websocket protocol (``v4.channel.k8s.io``) in-process: no
+``kubectl`` subprocess. Each accepted local TCP connection gets its own websocket, so one dropped or
+broken connection (a scheduler restart, a proxy timeout) never takes the listener or other connections
+with it; the next connection simply opens a new stream.
+
+Example:
+    >>> forward = PortForward(configuration, "team-a", "analysis-scheduler", [8786, 8787])  # doctest: +SKIP
+    >>> await forward.start()  # doctest: +SKIP
+    >>> forward.address(8786)  # doctest: +SKIP
+    'tcp://127.0.0.1:40123'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import urllib.parse
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aiohttp
+from kubernetes.client import Configuration
+
+logger = logging.getLogger(__name__)
+
+PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"
+_CHUNK = 64 * 1024
+
+
+class PortForwardError(ConnectionError):
+    """The API server refused or failed a port-forward stream."""
+
+
+def portforward_url(configuration: Configuration, namespace: str, pod: str, port: int) -> str:
+    """The API server URL of a pod's port-forward subresource for one port."""
+    base = configuration.host.rstrip("/")
+    path = f"/api/v1/namespaces/{urllib.parse.quote(namespace)}/pods/{urllib.parse.quote(pod)}/portforward"
+    return f"{base}{path}?ports={int(port)}"
+
+
+def ssl_context(configuration: Configuration) -> ssl.SSLContext | bool:
+    """An SSL context with the same trust and client certificate as the kubernetes client uses."""
+    if not configuration.host.startswith("https"):
+        return False
+    if not configuration.verify_ssl:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context(
+            cafile=configuration.ssl_ca_cert, cadata=getattr(configuration, "ca_cert_data", None)
+        )
+        if configuration.assert_hostname is False:
+            context.check_hostname = False
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
+def auth_headers(configuration: Configuration) -> dict[str, str]:
+    """The Authorization header of the configuration (token, exec plugin, or basic auth)."""
+    headers: dict[str, str] = {}
+    for setting in configuration.auth_settings().values():
+        if isinstance(setting, dict) and setting.get("in") == "header" and setting.get("value"):
+            headers[str(setting["key"])] = str(setting["value"])
+    return headers
+
+
+class PortForward:
+    """Local TCP listeners on ``127.0.0.1`` forwarding to ports of one pod through the API server.
+
+    The pod is looked up by name at every new connection, so a recreated scheduler pod with the same
+    name is reached again without restarting the forward.
+    """
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        namespace: str,
+        pod: str,
+        ports: list[int],
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.configuration = configuration
+        self.namespace = namespace
+        self.pod = pod
+        self.ports = list(ports)
+        self.host = host
+        self.local_ports: dict[int, int] = {}
+        self._servers: list[asyncio.Server] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Open one listener per remote port, each on a free local port."""
+        self._session = aiohttp.ClientSession()
+        for remote in self.ports:
+            server = await asyncio.start_server(self._acceptor(remote), self.host, 0)
+            self._servers.append(server)
+            self.local_ports[remote] = server.sockets[0].getsockname()[1]
+        logger.debug("port-forward %s/%s: %s", self.namespace, self.pod, self.local_ports)
+
+    async def check(self, remote_port: int) -> None:
+        """Open and close one stream, so a refused forward (RBAC, missing pod) is reported clearly now
+        rather than as a connect timeout inside Dask.
+
+        Raises:
+            PortForwardError: the API server refused the stream or the pod's port is closed.
+        """
+        assert self._session is not None
+        url = portforward_url(self.configuration, self.namespace, self.pod, remote_port)
+        try:
+            async with self._session.ws_connect(
+                url,
+                protocols=(PORTFORWARD_PROTOCOL,),
+                headers=auth_headers(self.configuration),
+                ssl=ssl_context(self.configuration),
+                proxy=getattr(self.configuration, "proxy", None) or None,
+            ) as ws:
+                await ws.close()
+        except aiohttp.WSServerHandshakeError as e:
+            hint = ""
+            if e.status in (401, 403):
+                hint = (
+                    f" The user needs 'get' and 'create' on pods/portforward in namespace {self.namespace!r}."
+                )
+            raise PortForwardError(
+                f"the API server refused a port-forward to pod {self.namespace}/{self.pod} port "
+                f"{remote_port}: HTTP {e.status} {e.message}.{hint}"
+            ) from None
+        except aiohttp.ClientError as e:
+            raise PortForwardError(
+                f"cannot port-forward to pod {self.namespace}/{self.pod} through the API server: {e}"
+            ) from None
+
+    def address(self, remote_port: int, scheme: str = "tcp") -> str:
+        """The local address that reaches ``remote_port`` of the pod."""
+        return f"{scheme}://{self.host}:{self.local_ports[remote_port]}"
+
+    async def close(self) -> None:
+        """Stop listening and drop the open connections."""
+        for server in self._servers:
+            server.close()
+        for task in list(self._connections):
+            task.cancel()
+        for task in list(self._connections):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _acceptor(
+        self, remote: int
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # close() cancels open connections; ending quietly keeps asyncio's server callback from
+            # logging the cancellation as an error.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accept(remote, reader, writer)
+
+        return accept
+
+    async def _accept(self, remote: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._serve(remote, reader, writer)
+        except Exception as e:
+            # One connection's failure is that connection's business; the listener keeps accepting.
+            logger.debug("port-forward connection to %s:%d ended: %r", self.pod, remote, e)
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, remote: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._session is not None
+        url = portforward_url(self.configuration, self.namespace, self.pod, remote)
+        proxy = getattr(self.configuration, "proxy", None)
+        async with self._session.ws_connect(
+            url,
+            protocols=(PORTFORWARD_PROTOCOL,),
+            headers=auth_headers(self.configuration),
+            ssl=ssl_context(self.configuration),
+            proxy=proxy or None,
+            autoping=True,
+            max_msg_size=0,
+        ) as ws:
+            upstream = asyncio.ensure_future(_local_to_ws(reader, ws))
+            try:
+                await _ws_to_local(ws, writer, f"{self.namespace}/{self.pod}:{remote}")
+            finally:
+                upstream.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upstream
+
+
+async def _local_to_ws(reader: asyncio.StreamReader, ws: aiohttp.ClientWebSocketResponse) -> None:
+    while data := await reader.read(_CHUNK):
+        await ws.send_bytes(b"\x00" + data)  # channel 0: data of the first (only) port
+    await ws.close()
+
+
+async def _ws_to_local(ws: aiohttp.ClientWebSocketResponse, writer: asyncio.StreamWriter, what: str) -> None:
+    """Copy channel 0 to the local socket; report channel 1 (errors). Each channel starts with its port."""
+    seen_header = {0: False, 1: False}
+    error = b""
+    async for message in ws:
+        if message.type != aiohttp.WSMsgType.BINARY or not message.data:
+            continue
+        channel, payload = message.data[0], message.data[1:]
+        if channel in seen_header and not seen_header[channel]:
+            seen_header[channel] = True
+            payload = payload[2:]  # the little-endian port number that opens every channel
+        if channel == 0 and payload:
+            writer.write(payload)
+            await writer.drain()
+        elif channel == 1 and payload:
+            error += payload
+    if error:
+        raise ConnectionError(f"port-forward to {what} failed: {error.decode(errors='replace')}")
