@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 
 import kopf
@@ -38,17 +39,26 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
     parser.add_argument("--no-leader-election", dest="leader_election", action="store_false",
                         default=defaults.leader_election,
                         help="act without holding the Lease (only for a single replica)")
-    parser.add_argument("--lease-namespace", default=defaults.lease_namespace,
-                        help="namespace of the leader-election Lease (default %(default)s)")
+    parser.add_argument("--own-namespace", default=defaults.own_namespace, metavar="NAMESPACE",
+                        help="the namespace the controller runs in (env POD_NAMESPACE); never served, and the "
+                             "default for the Lease")
+    parser.add_argument("--lease-namespace", default=None,
+                        help="namespace of the leader-election Lease (default: env KUBEDASK_LEASE_NAMESPACE, "
+                             f"else the own namespace, else {defaults.lease_namespace!r})")
     parser.add_argument("--resync-interval", type=float, default=defaults.resync_interval,
                         help="seconds between read-only resyncs of each request")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
+    lease_namespace = (args.lease_namespace or os.environ.get("KUBEDASK_LEASE_NAMESPACE") or args.own_namespace
+                       or Options.lease_namespace)
     options = dataclasses.replace(
         defaults, policy_file=args.policy, health_port=args.health_port or None,
         metrics_port=args.metrics_port or None, bind_host=args.bind_host,
-        leader_election=args.leader_election, lease_namespace=args.lease_namespace,
-        resync_interval=args.resync_interval)
+        leader_election=args.leader_election, lease_namespace=lease_namespace,
+        resync_interval=args.resync_interval, own_namespace=args.own_namespace or None)
+    error = options.served_namespace_error(args.namespace)
+    if error:
+        parser.error(error)
     return args, options
 
 

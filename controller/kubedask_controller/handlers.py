@@ -1,7 +1,8 @@
 """Thin Kopf wiring: settings, startup/cleanup, and watch events forwarded to the request loops.
 
 Only ``on.event`` handlers are used: they store nothing in the watched objects (no diff base, no
-progress annotations), so the controller's writes are exactly the ones in ``loop.py``.
+progress annotations), so the controller's writes are exactly the ones its request drivers make
+(``driver.py``, through ``executor.py`` and ``reporter.py``).
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ import logging
 from typing import Any
 
 import kopf
-from kubedask.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_LABEL
+from kubedask.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_LABEL, REQUEST_SELECTOR
 
 from . import metrics
+from .controller import Controller
 from .kube import Kube
 from .leader import LeaderElector
-from .loop import Controller, Settings
 from .options import Options
 from .policy import load_policy
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
     # Server-side filtering: unrelated ConfigMaps and pods are never listed or watched.
-    settings.watching.label_selectors["v1", "configmaps"] = REQUEST_LABEL
+    settings.watching.label_selectors["v1", "configmaps"] = REQUEST_SELECTOR
     settings.watching.label_selectors["v1", "pods"] = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
     # Long server-side watches with a client-side guard, so a silently dead connection is noticed.
     settings.watching.server_timeout = 300
@@ -36,11 +38,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # Several replicas are coordinated by a Lease (leader.py), not by Kopf's peering CRDs.
     settings.peering.standalone = True
     settings.networking.request_timeout = 60
-    # Only built-in resources in named namespaces (or cluster-wide): no need to watch namespaces and
-    # CRDs for dynamic discovery, which would also need RBAC the controller should not have.
-    settings.scanning.disabled = True
-    # Namespaces are named exactly (or all), so Kopf needs no cluster-wide namespace/CRD listing,
-    # which the namespaced RBAC forbids (it would retry for a minute before serving).
+    # Only built-in resources in namespaces named exactly (or all): Kopf needs no cluster-wide namespace
+    # and CRD listing for dynamic discovery, which the namespaced RBAC forbids (it would retry for a
+    # minute before serving).
     settings.scanning.disabled = True
 
 
@@ -48,11 +48,17 @@ def configure(settings: kopf.OperatorSettings) -> None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
     options: Options = memo.get("options") or Options.from_env()
+    started: list[LeaderElector] = []  # the elector, once everything is constructed
+
+    def is_ready() -> bool:
+        # Ready once this replica knows whether it leads: a standby is ready too (it takes over at once).
+        return bool(started) and started[0].settled
+
     try:
         policy = load_policy(options.policy_file)
         # Bound first: a taken port must stop the controller, not leave it half-started.
         memo["runners"] = await metrics.serve(options.bind_host, options.metrics_port, options.health_port,
-                                              is_ready=lambda: True)
+                                              is_ready=is_ready)
     except (OSError, ValueError) as exc:
         raise kopf.PermanentError(f"cannot start: {exc}") from exc
     kube = Kube()
@@ -61,14 +67,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kube, options.lease_namespace, options.lease_name, enabled=options.leader_election,
         on_started_leading=lambda: controller_ref[0].wake_all() if controller_ref else None)
     controller = Controller(kube, Settings(policy=policy, resync_interval=options.resync_interval),
-                            is_leader=lambda: elector.is_leader)
+                            is_leader=lambda: elector.is_leader, own_namespace=options.own_namespace)
     controller_ref.append(controller)
+    started.append(elector)
     memo["controller"] = controller
     memo["elector"] = elector
     memo["kube"] = kube
     memo["tasks"] = [asyncio.create_task(elector.run(), name="kubedask:leader")]
-    logger.info("kubedask controller started (leader election %s)",
-                "on" if options.leader_election else "off")
+    logger.info("kubedask controller started (leader election %s; own namespace %s, never served)",
+                "on" if options.leader_election else "off", options.own_namespace or "unknown")
 
 
 @kopf.on.cleanup()

@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from . import metrics
-from .kube import Kube
+from .api import LeaseApi
+from .clock import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +35,12 @@ def _micro_time(moment: dt.datetime) -> str:
 
 
 class LeaderElector:
-    def __init__(self, kube: Kube | None, namespace: str, name: str = "kubedask-controller",
+    def __init__(self, kube: LeaseApi | None, namespace: str, name: str = "kubedask-controller",
                  identity: str | None = None, lease_duration: float = 30.0, renew_deadline: float = 20.0,
                  retry_period: float = 5.0, on_started_leading: Callable[[], None] | None = None,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, clock: Clock | None = None) -> None:
         self.kube = kube
+        self.clock = clock or Clock()
         self.namespace = namespace
         self.name = name
         self.identity = identity or default_identity()
@@ -51,12 +52,15 @@ class LeaderElector:
         self._renewed_at = float("-inf")  # monotonic time of our last successful acquire/renew
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
+        #: Whether a round of the election has gone through (readiness: until then this replica does not
+        #: know whether it leads).
+        self.settled = not enabled
 
     @property
     def is_leader(self) -> bool:
         if not self.enabled:
             return True
-        return time.monotonic() - self._renewed_at < self.renew_deadline
+        return self.clock.monotonic() - self._renewed_at < self.renew_deadline
 
     async def run(self) -> None:
         if not self.enabled:
@@ -72,6 +76,8 @@ class LeaderElector:
                 logger.warning("leader election: lease %s/%s not renewed: %s", self.namespace, self.name, exc)
             except Exception:
                 logger.exception("leader election: unexpected error")
+            else:
+                self.settled = True
             leader = self.is_leader
             metrics.LEADER.set(1 if leader else 0)
             if leader and not was_leader:
@@ -84,7 +90,7 @@ class LeaderElector:
 
     async def _try_acquire_or_renew(self) -> None:
         assert self.kube is not None
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC)
         lease = await self.kube.get_lease(self.namespace, self.name)
         spec_new = {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_duration),
                     "renewTime": _micro_time(now)}
@@ -98,11 +104,11 @@ class LeaderElector:
                 if exc.status == 409:
                     return
                 raise
-            self._renewed_at = time.monotonic()
+            self._renewed_at = self.clock.monotonic()
             return
         spec = lease.get("spec") or {}
         record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
-        mono = time.monotonic()
+        mono = self.clock.monotonic()
         if record != self._observed:
             self._observed, self._observed_at = record, mono
         holder = spec.get("holderIdentity")
@@ -137,6 +143,8 @@ class LeaderElector:
                 lease["spec"]["holderIdentity"] = None
                 lease["spec"]["leaseDurationSeconds"] = 1
                 await self.kube.replace_lease(self.namespace, self.name, lease)
-        except Exception:
-            pass
+        except Exception as exc:
+            # Not fatal: a standby takes over once the lease expires, only later.
+            logger.warning("leader election: could not release lease %s/%s (a standby takes over when it "
+                           "expires, in %.0f s): %s", self.namespace, self.name, self.lease_duration, exc)
         self._renewed_at = float("-inf")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +18,17 @@ class Options:
     lease_namespace: str = "default"
     lease_name: str = "kubedask-controller"
     resync_interval: float = 300.0
+    #: Where the controller itself runs (its policy and Lease live there); never served.
+    own_namespace: str | None = None
+
+    def served_namespace_error(self, namespaces: Iterable[str]) -> str | None:
+        """Why serving ``namespaces`` is refused, if it is: users of a served namespace may write
+        ConfigMaps there, and in the controller's own namespace that would reach its policy and Lease."""
+        if self.own_namespace and self.own_namespace in namespaces:
+            return (f"namespace {self.own_namespace!r} is the controller's own (its policy and Lease live there) "
+                    f"and cannot be served: remove it from the served namespaces and let users create requests "
+                    f"in a namespace of their own")
+        return None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Options:
@@ -29,13 +40,15 @@ class Options:
                 return default
             return int(raw) if raw.strip() and raw.strip() != "0" else None
 
+        own_namespace = env.get("POD_NAMESPACE") or None
         return cls(
+            own_namespace=own_namespace,
             policy_file=env.get("KUBEDASK_POLICY_FILE") or None,
             health_port=port("KUBEDASK_HEALTH_PORT", 8080),
             metrics_port=port("KUBEDASK_METRICS_PORT", 9090),
             bind_host=env.get("KUBEDASK_BIND_HOST", "0.0.0.0"),
             leader_election=env.get("KUBEDASK_LEADER_ELECTION", "true").lower() not in ("0", "false", "no"),
-            lease_namespace=env.get("KUBEDASK_LEASE_NAMESPACE") or env.get("POD_NAMESPACE") or "default",
+            lease_namespace=env.get("KUBEDASK_LEASE_NAMESPACE") or own_namespace or "default",
             lease_name=env.get("KUBEDASK_LEASE_NAME", "kubedask-controller"),
             resync_interval=float(env.get("KUBEDASK_RESYNC_INTERVAL", "300")),
         )

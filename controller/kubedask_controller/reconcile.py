@@ -9,12 +9,11 @@ any instant.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubedask.spec import AdaptSpec, ClusterRequest
-
-from .builders import scheduler_name
 
 DONE_PHASES = ("Succeeded", "Failed")
 
@@ -60,12 +59,10 @@ class Observed:
     service: bool = False
     pdb: bool = False
     workers: tuple[PodInfo, ...] = ()
-    #: Workers the controller is retiring right now; neither counted nor chosen again.
-    retiring: frozenset[str] = frozenset()
 
     @property
     def active_workers(self) -> list[PodInfo]:
-        return [w for w in self.workers if not w.deleting and not w.done and w.name not in self.retiring]
+        return [w for w in self.workers if not w.deleting and not w.done]
 
 
 # --- actions -----------------------------------------------------------------------------------------
@@ -91,9 +88,20 @@ class CreateWorkers:
     count: int
 
 
+class DeleteCause(enum.Enum):
+    """Why a pod is deleted; the driver paces its next pass by it (a worker that keeps exiting is
+    replaced with exponential backoff, not in a hot loop)."""
+
+    WORKER_EXITED = "worker exited"  # restartPolicy Never: a finished worker is replaced by a new pod
+    SCHEDULER_EXITED = "scheduler exited"  # deleted so that the next pass recreates it
+    SCALE_DOWN = "scale down"
+
+
 @dataclasses.dataclass(frozen=True)
 class DeletePod:
     name: str
+    cause: DeleteCause
+    #: For people: the Event that reports the delete.
     reason: str
 
 
@@ -130,15 +138,16 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int) -> P
         elif scheduler.done and not scheduler.deleting:
             # A scheduler that exited is gone for good (restartPolicy Never): delete it so the next
             # pass recreates it.
-            actions.append(DeletePod(scheduler.name, f"scheduler pod {scheduler.phase}"))
+            actions.append(DeletePod(scheduler.name, DeleteCause.SCHEDULER_EXITED, f"scheduler pod {scheduler.phase}"))
         if not observed.service:
             actions.append(CreateService())
         if not observed.pdb:
             actions.append(CreatePdb())
 
     for worker in observed.workers:
-        if worker.done and not worker.deleting and worker.name not in observed.retiring:
-            actions.append(DeletePod(worker.name, f"worker pod {worker.phase}; it will be replaced"))
+        if worker.done and not worker.deleting:
+            actions.append(DeletePod(worker.name, DeleteCause.WORKER_EXITED,
+                                     f"worker pod {worker.phase}; it will be replaced"))
 
     active = observed.active_workers
     excess = len(active) - desired_workers
@@ -148,7 +157,7 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int) -> P
         # Pending pods hold no data and do no work, so they go first (newest first).
         pending = _newest_first(w for w in active if w.phase != "Running")
         for worker in pending[:excess]:
-            actions.append(DeletePod(worker.name, "scale down: not yet running"))
+            actions.append(DeletePod(worker.name, DeleteCause.SCALE_DOWN, "scale down: not yet running"))
         remaining = excess - min(excess, len(pending))
         if remaining:
             running = _newest_first(w for w in active if w.phase == "Running")
@@ -160,8 +169,21 @@ def _newest_first(workers: Iterable[PodInfo]) -> list[PodInfo]:
     return sorted(workers, key=lambda w: (w.created, w.name), reverse=True)
 
 
-def scheduler_pod_name(request: ClusterRequest) -> str:
-    return scheduler_name(request.name)
+def next_pass_delay(request: ClusterRequest, plan: Plan, failure_streak: int, *, resync: float, settle: float,
+                    idle_poll: float) -> float:
+    """Seconds until the next timed pass: soon after acting (later while pods keep exiting:
+    ``failure_streak`` passes in a row replaced a worker), and as often as adapt, idle and heartbeat
+    checks need; else a slow resync."""
+    delays = [resync]
+    if plan.actions:
+        delays.append(max(settle, min(300.0, 2.0 ** failure_streak)))
+    if request.adapt:
+        delays.append(request.adapt.interval)
+    if request.idle_timeout:
+        delays.append(min(idle_poll, request.idle_timeout / 4))
+    if request.client_heartbeat_timeout:
+        delays.append(min(30.0, request.client_heartbeat_timeout / 4))
+    return min(delays)
 
 
 # --- adaptive scaling, idle and heartbeat decisions ---------------------------------------------------

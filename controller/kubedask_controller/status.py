@@ -1,8 +1,9 @@
 """The status written back to a request: annotation JSON, phase label, and when to write at all.
 
-Pure functions. The status is written only when something a user could see changed (``updatedAt`` and
-unchanged conditions' transition times don't count), so a cluster at rest costs no API writes; and the
-controller ignores its own status writes when deciding whether to reconcile (see ``loop.py``).
+Pure functions (time comes in as an argument). The status is written only when something a user could
+see changed (``updatedAt`` and unchanged conditions' transition times don't count), so a cluster at rest
+costs no API writes; and the controller ignores its own status writes when deciding whether to reconcile
+(see ``driver.py``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ from .builders import dashboard_address, scheduler_address
 from .reconcile import Observed
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def timestamp(wall: float) -> str:
+    """RFC 3339 in UTC, to the second, for ``wall`` seconds since the epoch."""
+    return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def scheduler_api_condition(error: str | None) -> Condition:
+    """Whether the scheduler's HTTP API answered the controller's last question (adapt, idle)."""
+    if error is None:
+        return Condition(type="SchedulerAPI", status="True", reason="SchedulerAnswered")
+    return Condition(type="SchedulerAPI", status="False", reason="SchedulerUnanswered", message=error)
 
 
 def invalid_status(message: str, fingerprint: str | None) -> ClusterStatus:
@@ -42,8 +51,10 @@ def terminating_status(request: ClusterRequest, message: str) -> ClusterStatus:
 
 
 def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, desired_workers: int,
-                   external_address: str | None = None) -> ClusterStatus:
-    """Phase, message, conditions and counts for a valid request in the observed state."""
+                   external_address: str | None = None, scheduler_api: Condition | None = None
+                   ) -> ClusterStatus:
+    """Phase, message, conditions and counts for a valid request in the observed state.
+    ``scheduler_api`` is shown once the controller has asked the scheduler anything."""
     active = observed.active_workers
     counts = WorkerCounts(
         requested=desired_workers,
@@ -67,6 +78,8 @@ def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, 
         reason="Ready" if workers_ready else "Scaling",
         message=f"{counts.running}/{desired_workers} workers running",
     ))
+    if scheduler_api is not None:
+        conditions.append(scheduler_api)
     phase: Phase
     if not scheduler_ready:
         phase, message = "Pending", "waiting for the scheduler pod to become ready"
@@ -93,12 +106,12 @@ def _comparable(status: ClusterStatus) -> dict[str, Any]:
 
 
 def status_patch(new: ClusterStatus, previous: ClusterStatus | None, labels: Mapping[str, str],
-                 now: str | None = None) -> dict[str, Any] | None:
-    """A merge patch for the request's metadata, or None when nothing visible changed."""
+                 now: str) -> dict[str, Any] | None:
+    """A merge patch for the request's metadata, or None when nothing visible changed; ``now`` stamps
+    ``updatedAt`` and the conditions that changed."""
     label_ok = labels.get(PHASE_LABEL) == new.phase
     if previous is not None and _comparable(previous) == _comparable(new) and label_ok:
         return None
-    now = now or now_iso()
     before = {c.type: c for c in previous.conditions} if previous else {}
     conditions = []
     for condition in new.conditions:

@@ -1,4 +1,8 @@
-"""Helpers for the controller's unit tests: request data and an in-memory stand-in for the API."""
+"""Helpers for the controller's unit tests: request data and in-memory stand-ins for the APIs and the clock.
+
+The fakes are typed as the Protocols the controller takes (``kubedask_controller.api``), so mypy checks
+that they fit. Time is the event loop's: tests marked ``looptime`` run it fast-forwarded.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ import itertools
 from typing import Any
 
 from kubedask.spec import build_request_data
+from kubedask_controller.api import ClusterApi, LeaseApi, SchedulerApi
+from kubedask_controller.clock import Clock
+from kubedask_controller.scheduler import RetiredWorker, SchedulerUnavailable
+from kubernetes.client.exceptions import ApiException
 
 WORKER_TEMPLATE = {
     "kind": "Pod",
@@ -16,6 +24,8 @@ WORKER_TEMPLATE = {
         "args": ["dask-worker", "--nthreads", "1", "--memory-limit", "1G"],
     }]},
 }
+#: 2026-01-01T00:00:00Z: the wall clock of the tests at loop time 0.
+EPOCH = 1767225600.0
 
 
 def request_data(**overrides: Any) -> dict[str, str]:
@@ -24,10 +34,25 @@ def request_data(**overrides: Any) -> dict[str, str]:
     return build_request_data(**kwargs)
 
 
-class FakeKube:
-    """Just enough of ``kube.Kube`` for the request loop: pods, services, PDBs, the ConfigMap, events.
+def configmap(data: dict[str, str], name: str = "analysis", uid: str = "uid-1",
+              annotations: dict[str, str] | None = None, created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "uid": uid, "creationTimestamp": created,
+                         "labels": {"kubedask.io/request": "cluster"}, "annotations": annotations or {}},
+            "data": data}
 
-    Counts writes, so tests can assert "no API writes" the way the integration test does with /metrics.
+
+class LoopClock(Clock):
+    """Wall time that moves with the event loop's (fake) time, from :data:`EPOCH`."""
+
+    def wall(self) -> float:
+        return EPOCH + self.monotonic()
+
+
+class FakeKube:
+    """Just enough of ``kube.Kube`` for the request drivers: pods, services, PDBs, the ConfigMap, events.
+
+    Counts writes, so tests can assert "no API writes" the way the integration test does with /metrics,
+    and LISTs, which tell how many passes ran.
     """
 
     def __init__(self) -> None:
@@ -35,14 +60,16 @@ class FakeKube:
         self.services: dict[str, dict[str, Any]] = {}
         self.pdbs: dict[str, dict[str, Any]] = {}
         self.configmap_patches: list[dict[str, Any]] = []
-        self.configmap_deleted = False
+        self.configmaps_deleted: list[str] = []
         self.events: list[tuple[str, str, str]] = []
         self.writes = 0
+        self.lists = 0
         self._rv = itertools.count(1)
         #: When set, pod creates fail like an API server refusing them (admission, quota, bad value).
         self.refuse_pods: Exception | None = None
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self.lists += 1
         wanted = dict(part.split("=", 1) for part in selector.split(","))
         return [copy.deepcopy(p) for p in self.pods.values()
                 if all(p["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
@@ -86,7 +113,7 @@ class FakeKube:
 
     async def delete_configmap(self, namespace: str, name: str) -> None:
         self.writes += 1
-        self.configmap_deleted = True
+        self.configmaps_deleted.append(name)
 
     async def post_event(self, request: dict[str, Any], reason: str, message: str,
                          type_: str = "Normal") -> None:
@@ -104,4 +131,74 @@ class FakeKube:
         return sorted(n for n, p in self.pods.items()
                       if p["metadata"]["labels"]["dask.org/component"] == "worker")
 
+    def reasons(self) -> list[str]:
+        return [reason for reason, _, _ in self.events]
 
+
+class FakeScheduler:
+    """A Dask scheduler's HTTP API: scripted answers, or ``SchedulerUnavailable`` while ``down`` is set."""
+
+    def __init__(self, retire: list[RetiredWorker] | None = None, target: int = 0,
+                 idle_since: float | None = None) -> None:
+        self.retire = retire or []
+        self.target = target
+        self.idle = idle_since
+        self.down: str | None = None
+        self.asked: list[str] = []
+
+    def _answer(self, what: str) -> None:
+        self.asked.append(what)
+        if self.down is not None:
+            raise SchedulerUnavailable(self.down)
+
+    async def retire_workers(self, n: int) -> list[RetiredWorker]:
+        self._answer(f"retire {n}")
+        return self.retire
+
+    async def adaptive_target(self) -> int:
+        self._answer("adaptive_target")
+        return self.target
+
+    async def idle_since(self) -> float | None:
+        self._answer("idle_since")
+        return self.idle
+
+
+class FakeLeases:
+    """Leases with resourceVersion conflicts, like the API server's optimistic concurrency."""
+
+    def __init__(self) -> None:
+        self.leases: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        #: When set, every call fails like an unreachable API server.
+        self.failing: Exception | None = None
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.failing:
+            raise self.failing
+        lease = self.leases.get(name)
+        return copy.deepcopy(lease) if lease else None
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        if name in self.leases:
+            raise ApiException(status=409)
+        return self._store(name, body)
+
+    async def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if body["metadata"].get("resourceVersion") != self.leases[name]["metadata"]["resourceVersion"]:
+            raise ApiException(status=409)
+        return self._store(name, body)
+
+    def _store(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        stored = copy.deepcopy(body)
+        stored["metadata"]["resourceVersion"] = str(self.version)
+        self.leases[name] = stored
+        return copy.deepcopy(stored)
+
+
+# The fakes fit the Protocols the controller takes (checked by mypy, not at run time).
+_KUBE: type[ClusterApi] = FakeKube
+_LEASES: type[LeaseApi] = FakeLeases
+_SCHEDULER: type[SchedulerApi] = FakeScheduler

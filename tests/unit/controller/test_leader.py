@@ -1,88 +1,109 @@
-"""Leader election on a Lease: one leader at a time, takeover only after the lease expires."""
+"""Leader election on a Lease: one leader at a time, takeover only after the lease expires.
+
+Runs on the event loop's fake time (looptime) with the real durations (30 s lease, 20 s renew deadline):
+the elector reads time only from its clock, which is the loop's.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import copy
-from typing import Any
+import logging
 
+import pytest
+from controller_fakes import FakeLeases
 from kubedask_controller.leader import LeaderElector
-from kubernetes.client.exceptions import ApiException
 
-
-class FakeLeases:
-    """Leases with resourceVersion conflicts, like the API server's optimistic concurrency."""
-
-    def __init__(self) -> None:
-        self.leases: dict[str, dict[str, Any]] = {}
-        self.version = 0
-
-    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        lease = self.leases.get(name)
-        return copy.deepcopy(lease) if lease else None
-
-    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        name = body["metadata"]["name"]
-        if name in self.leases:
-            raise ApiException(status=409)
-        return self._store(name, body)
-
-    async def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        if body["metadata"].get("resourceVersion") != self.leases[name]["metadata"]["resourceVersion"]:
-            raise ApiException(status=409)
-        return self._store(name, body)
-
-    def _store(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        stored = copy.deepcopy(body)
-        stored["metadata"]["resourceVersion"] = str(self.version)
-        self.leases[name] = stored
-        return copy.deepcopy(stored)
+pytestmark = pytest.mark.looptime
 
 
 def elector(leases: FakeLeases, identity: str) -> LeaderElector:
-    return LeaderElector(leases, "ns", identity=identity, lease_duration=1.2,  # type: ignore[arg-type]
-                         renew_deadline=0.6, retry_period=0.05)
+    return LeaderElector(leases, "ns", identity=identity, lease_duration=30, renew_deadline=20, retry_period=5)
 
 
 async def test_only_one_replica_leads_and_the_other_takes_over_after_expiry() -> None:
     leases = FakeLeases()
     a, b = elector(leases, "a"), elector(leases, "b")
     task_a = asyncio.create_task(a.run())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
     task_b = asyncio.create_task(b.run())
     try:
-        for _ in range(10):  # both running for a while: never two leaders
-            await asyncio.sleep(0.05)
+        for _ in range(20):  # both running for a while: never two leaders
+            await asyncio.sleep(5)
             assert a.is_leader and not b.is_leader
         task_a.cancel()  # the leader dies without releasing the lease
-        await asyncio.sleep(0.8)
-        assert not a.is_leader  # stops acting before anyone else may start
+        await asyncio.sleep(20)
+        assert not a.is_leader  # stops acting (renew deadline) before anyone else may start
         assert not b.is_leader  # the lease has not expired yet
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(20)
         assert b.is_leader
         assert leases.leases["kubedask-controller"]["spec"]["holderIdentity"] == "b"
+        assert leases.leases["kubedask-controller"]["spec"]["leaseTransitions"] == 1
     finally:
         task_b.cancel()
+
+
+async def test_a_leader_that_cannot_renew_stops_leading_within_the_renew_deadline() -> None:
+    leases = FakeLeases()
+    a = elector(leases, "a")
+    task = asyncio.create_task(a.run())
+    try:
+        await asyncio.sleep(1)
+        assert a.is_leader
+        leases.failing = OSError("connection refused")
+        await asyncio.sleep(18)  # renewed last at 0 s
+        assert a.is_leader  # within the deadline
+        await asyncio.sleep(2)
+        assert not a.is_leader
+    finally:
+        task.cancel()
 
 
 async def test_released_lease_is_taken_at_once() -> None:
     leases = FakeLeases()
     a, b = elector(leases, "a"), elector(leases, "b")
     task_a = asyncio.create_task(a.run())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
     task_a.cancel()
     await a.release()
+    assert not a.is_leader
     task_b = asyncio.create_task(b.run())
     try:
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(1)  # no holder: taken in b's first round, not after a lease duration
         assert b.is_leader
     finally:
         task_b.cancel()
+
+
+async def test_a_release_that_fails_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    leases = FakeLeases()
+    a = elector(leases, "a")
+    task = asyncio.create_task(a.run())
+    await asyncio.sleep(1)
+    task.cancel()
+    leases.failing = OSError("connection refused")
+    with caplog.at_level(logging.WARNING):
+        await a.release()
+    assert any("could not release" in r.getMessage() and "connection refused" in r.getMessage()
+               for r in caplog.records)
+
+
+async def test_settled_after_the_first_round_that_reaches_the_api() -> None:
+    leases = FakeLeases()
+    leases.failing = OSError("connection refused")
+    a = elector(leases, "a")
+    task = asyncio.create_task(a.run())
+    try:
+        await asyncio.sleep(1)
+        assert not a.settled
+        leases.failing = None
+        await asyncio.sleep(5)
+        assert a.settled and a.is_leader
+    finally:
+        task.cancel()
 
 
 async def test_disabled_election_always_leads() -> None:
     started: list[bool] = []
     single = LeaderElector(None, "ns", enabled=False, on_started_leading=lambda: started.append(True))
     await single.run()
-    assert single.is_leader and started == [True]
+    assert single.is_leader and single.settled and started == [True]

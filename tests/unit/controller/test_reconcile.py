@@ -10,6 +10,7 @@ from kubedask_controller.reconcile import (
     CreateSchedulerPod,
     CreateService,
     CreateWorkers,
+    DeleteCause,
     DeletePod,
     Observed,
     PodInfo,
@@ -59,34 +60,29 @@ def test_failed_and_succeeded_workers_are_deleted_and_replaced() -> None:
     result = plan(REQUEST, complete(workers=workers), 3)
     deletes = [a for a in result.actions if isinstance(a, DeletePod)]
     assert {d.name for d in deletes} == {"w2", "w3"}
+    assert {d.cause for d in deletes} == {DeleteCause.WORKER_EXITED}  # what the driver's backoff counts
     assert CreateWorkers(2) in result.actions
 
 
 def test_failed_scheduler_is_deleted_so_it_can_be_recreated() -> None:
     result = plan(REQUEST, complete(scheduler=PodInfo("analysis-scheduler", phase="Failed"),
                                     workers=(running("w1"), running("w2"), running("w3"))), 3)
-    assert result.actions == (DeletePod("analysis-scheduler", "scheduler pod Failed"),)
+    assert result.actions == (DeletePod("analysis-scheduler", DeleteCause.SCHEDULER_EXITED, "scheduler pod Failed"),)
 
 
 def test_scale_down_removes_pending_pods_first_then_retires_through_the_scheduler() -> None:
     workers = (running("w1", "t1"), running("w2", "t2"), running("w3", "t3"),
                PodInfo("p1", phase="Pending", created="t4"), PodInfo("p2", phase="Pending", created="t5"))
     result = plan(REQUEST, complete(workers=workers), 1)
-    assert result.actions[:2] == (DeletePod("p2", "scale down: not yet running"),
-                                  DeletePod("p1", "scale down: not yet running"))
+    assert result.actions[:2] == (DeletePod("p2", DeleteCause.SCALE_DOWN, "scale down: not yet running"),
+                                  DeletePod("p1", DeleteCause.SCALE_DOWN, "scale down: not yet running"))
     assert result.actions[2] == RetireWorkers(2, ("w3", "w2", "w1"))
 
 
 def test_scale_down_of_only_pending_pods_retires_nothing() -> None:
     workers = (running("w1"), PodInfo("p1", phase="Pending", created="t4"))
     result = plan(REQUEST, complete(workers=workers), 1)
-    assert result.actions == (DeletePod("p1", "scale down: not yet running"),)
-
-
-def test_retiring_workers_are_neither_counted_nor_chosen_again() -> None:
-    workers = (running("w1"), running("w2"), running("w3"))
-    result = plan(REQUEST, complete(workers=workers, retiring=frozenset({"w3"})), 2)
-    assert result.idle
+    assert result.actions == (DeletePod("p1", DeleteCause.SCALE_DOWN, "scale down: not yet running"),)
 
 
 def test_local_mode_creates_no_scheduler_objects() -> None:

@@ -43,8 +43,8 @@ def test_status_is_written_once_and_not_again_while_unchanged() -> None:
 
 def test_missing_phase_label_is_restored() -> None:
     status = cluster_status(REQUEST, "ns", Observed(scheduler=READY), 2)
-    written = parse_status(status_patch(status, None, {})["metadata"]["annotations"])  # type: ignore[index]
-    assert status_patch(status, written, {}) is not None
+    written = parse_status(status_patch(status, None, {}, now="t0")["metadata"]["annotations"])  # type: ignore[index]
+    assert status_patch(status, written, {}, now="t1") is not None
 
 
 def test_transition_time_changes_only_with_the_condition() -> None:
@@ -62,6 +62,6 @@ def test_transition_time_changes_only_with_the_condition() -> None:
 
 def test_invalid_request_status() -> None:
     status = invalid_status("key 'workers' has value '-1'", "abc")
-    patch = status_patch(status, None, {})
+    patch = status_patch(status, None, {}, now="t0")
     assert patch is not None and patch["metadata"]["labels"][PHASE_LABEL] == "Failed"
     assert "'workers'" in patch["metadata"]["annotations"][STATUS_ANNOTATION]

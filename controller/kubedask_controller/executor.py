@@ -1,0 +1,166 @@
+"""Carrying out a plan (:func:`reconcile.plan`) for one request: creates, deletes, retiring, Events.
+
+Creates go in a slow start (a small first batch proves the API server accepts the pod, then the rest with
+a bounded number in flight); every create and delete is registered with the :class:`Expectations` before
+it is sent. A refusal no retry would fix soon (admission, quota, an invalid value) raises
+:class:`Rejected`, which the driver reports like an invalid request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from kubedask.spec import ClusterRequest, scheduler_name
+from kubernetes.client.exceptions import ApiException
+
+from . import builders, reconcile
+from .api import ClusterApi, SchedulerApi
+from .expectations import Expectations
+from .scheduler import SchedulerUnavailable
+
+Manifest = dict[str, Any]
+
+
+class Rejected(Exception):
+    """The API server refused an object built from a valid request (admission, quota, bad value)."""
+
+
+class _NotSent(Exception):
+    """A create skipped because an earlier one in the same batch failed."""
+
+
+class EventSink(Protocol):
+    def __call__(self, reason: str, message: str, type_: str = "Normal") -> Awaitable[None]: ...
+
+
+class Executor:
+    def __init__(self, kube: ClusterApi, namespace: str, name: str, uid: str | None,
+                 expectations: Expectations, event: EventSink, first_batch: int = 16,
+                 max_in_flight: int = 64) -> None:
+        self.kube = kube
+        self.namespace, self.name = namespace, name
+        self.owner = builders.owner_reference(name, uid or "")
+        self.expectations = expectations
+        self.event = event
+        self.first_batch = first_batch
+        self.max_in_flight = max_in_flight
+
+    async def execute(self, request: ClusterRequest, plan: reconcile.Plan, observed: reconcile.Observed,
+                      scheduler: SchedulerApi | None) -> None:
+        deleted: list[str] = []
+        for action in plan.actions:
+            match action:
+                case reconcile.CreateSchedulerPod():
+                    if await _refused_as_rejected("scheduler pod", self.kube.create_pod(
+                            builders.build_scheduler_pod(request, self.namespace, self.owner))):
+                        await self.event("SchedulerCreated", f"created scheduler pod {scheduler_name(self.name)}")
+                case reconcile.CreateService():
+                    if await _refused_as_rejected("Service", self.kube.create_service(
+                            builders.build_service(request, self.namespace, self.owner))):
+                        await self.event("ServiceCreated", f"created Service {scheduler_name(self.name)} "
+                                         f"({request.scheduler_service_type})")
+                case reconcile.CreatePdb():
+                    await self.kube.create_pdb(builders.build_pdb(request, self.namespace, self.owner))
+                case reconcile.DeletePod(name=pod_name, reason=why):
+                    await self.delete_pods([pod_name])
+                    deleted.append(f"{pod_name} ({why})")
+                case reconcile.CreateWorkers(count=count):
+                    created = await self.create_workers(request, count)
+                    await self.event("ScaledUp", f"created {created} worker pods (target {plan.desired_workers})")
+                case reconcile.RetireWorkers(count=count, candidates=candidates):
+                    names = await self.retire(count, candidates, observed, scheduler)
+                    await self.delete_pods(names)
+                    deleted.extend(f"{n} (retired)" for n in names)
+        if deleted:
+            shown = ", ".join(deleted[:10]) + (f" and {len(deleted) - 10} more" if len(deleted) > 10 else "")
+            await self.event("PodsDeleted", f"deleted {len(deleted)} pods: {shown}")
+
+    async def create_workers(self, request: ClusterRequest, count: int) -> int:
+        """Create ``count`` workers: a small first batch, then the rest with ``max_in_flight`` creates at a
+        time (no batch barriers, so one slow create does not hold the others back)."""
+        first = min(self.first_batch, count)
+        created = await self._create_batch(request, first, in_flight=first)
+        if count > first:
+            created += await self._create_batch(request, count - first, in_flight=self.max_in_flight)
+        return created
+
+    async def _create_batch(self, request: ClusterRequest, count: int, in_flight: int) -> int:
+        manifests = [builders.build_worker_pod(request, self.namespace, builders.new_worker_name(self.name),
+                                               self.owner) for _ in range(count)]
+        self.expectations.created(m["metadata"]["name"] for m in manifests)
+        gate = asyncio.Semaphore(in_flight)
+        failed = asyncio.Event()  # after the first refusal, the rest are not even sent
+
+        async def create(manifest: Manifest) -> bool:
+            async with gate:
+                if failed.is_set():
+                    raise _NotSent()
+                try:
+                    return await self.kube.create_pod(manifest)
+                except Exception:
+                    failed.set()
+                    raise
+
+        results = await asyncio.gather(*(create(m) for m in manifests), return_exceptions=True)
+        for result, manifest in zip(results, manifests, strict=True):
+            if isinstance(result, BaseException):
+                self.expectations.not_created(manifest["metadata"]["name"])
+        failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, _NotSent)]
+        if failures:
+            # Quota, admission or API errors: stop here; the next pass retries with backoff.
+            refusal = _refusal(failures[0])
+            if refusal:
+                raise Rejected(f"the API server refused a worker pod: {refusal}")
+            await self.event("CreateFailed", f"could not create worker pods: {failures[0]}", "Warning")
+            raise RuntimeError(f"creating worker pods failed: {failures[0]}")
+        return count
+
+    async def delete_pods(self, names: list[str]) -> None:
+        self.expectations.deleted(names)
+        await asyncio.gather(*(self.kube.delete_pod(self.namespace, n) for n in names))
+
+    async def retire(self, count: int, candidates: tuple[str, ...], observed: reconcile.Observed,
+                     scheduler: SchedulerApi | None) -> list[str]:
+        """Which pods to delete: the workers the scheduler chose and retired (their data moved), or, if
+        the scheduler can't be asked, the newest running candidates."""
+        if scheduler is not None:
+            try:
+                retired = await scheduler.retire_workers(count)
+            except SchedulerUnavailable as exc:
+                await self.event("RetireFailed", f"could not retire workers through the scheduler ({exc}); "
+                                 f"deleting {count} pods without moving their data", "Warning")
+            else:
+                by_ip = {w.ip: w.name for w in observed.workers if w.ip}
+                names: list[str] = []
+                for worker in retired:
+                    pod_name = worker.name if worker.name in candidates else by_ip.get(worker.host or "")
+                    if pod_name in candidates and pod_name not in names:
+                        names.append(pod_name)
+                if names:
+                    await self.event("WorkersRetired", f"scheduler retired {len(names)} workers")
+                    return names[:count]
+                # The scheduler knows none of the candidates (not connected yet): they hold no data.
+        return list(candidates[:count])
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """The API server's message if ``exc`` is a refusal no retry would fix by itself soon."""
+    if not isinstance(exc, ApiException) or exc.status not in (400, 403, 422):
+        return None
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
+async def _refused_as_rejected(what: str, call: Awaitable[bool]) -> bool:
+    try:
+        return await call
+    except ApiException as exc:
+        refusal = _refusal(exc)
+        if refusal:
+            raise Rejected(f"the API server refused the {what}: {refusal}") from exc
+        raise
