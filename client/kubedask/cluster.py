@@ -4,9 +4,10 @@
 
 The client never creates pods. It writes a request ConfigMap, renews a heartbeat on it while open, reads
 the status the controller writes back, and connects to the scheduler (cluster DNS, an external address,
-or an in-process port-forward). This module is the facade; the jobs live beside it: ``options``
-(arguments and Dask config), ``request_io`` (the request ConfigMap), ``startup`` (waiting, with
-diagnostics), ``connect``/``portforward``/``local_mode`` (reaching the scheduler) and ``logs``.
+or an in-process port-forward). This module is the facade Dask users see; the jobs live beside it:
+``options`` (arguments and Dask config), ``session`` (opening and closing one cluster), ``request_io``
+(the request ConfigMap), ``startup`` (waiting, with diagnostics), ``connect``/``portforward``/
+``local_mode`` (reaching the scheduler) and ``logs``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import weakref
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, ClassVar
 
-from dask.utils import parse_timedelta
 from distributed.core import Status, rpc
 from distributed.deploy.cluster import Cluster
 from distributed.security import Security
@@ -29,16 +29,11 @@ from kubernetes import client
 from . import config as kconfig
 from . import logs as pod_logs
 from . import spec
-from .auth import ClusterAuth, LoadedAuth
-from .connect import host_of, reach_scheduler
-from .kube import Api, KubeApi
-from .local_mode import local_worker_address, start_local_scheduler
-from .naming import render_name, validate_name
+from .auth import ClusterAuth
 from .options import ClusterOptions
-from .portforward import PortForward
-from .request_io import RequestIO, adapt_bounds, build_manifest, heartbeat_interval, scale_target
-from .startup import StartupWait
-from .templates import PodTemplate, add_env, required_affinity, template_from_config
+from .request_io import adapt_settings, scale_target
+from .session import Session
+from .templates import PodTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +118,8 @@ class KubeCluster(Cluster):
     ) -> None:
         if kwargs:
             raise TypeError(f"KubeCluster got unexpected keyword arguments {sorted(kwargs)}")
-        self._attach = _attach
         self._options = ClusterOptions.resolve(
+            name=name, attach=_attach, pod_template=pod_template, scheduler_pod_template=scheduler_pod_template,
             namespace=namespace, env=env, host=host, port=port, interface=interface, protocol=protocol,
             dashboard_address=dashboard_address, n_workers=n_workers, idle_timeout=idle_timeout,
             deploy_mode=deploy_mode, scheduler_service_type=scheduler_service_type,
@@ -133,52 +128,21 @@ class KubeCluster(Cluster):
             controller_timeout=controller_timeout, client_heartbeat_timeout=client_heartbeat_timeout,
             apply_default_affinity=apply_default_affinity,
         )
-        self.namespace = self._options.namespace
-        self.env = self._options.env
-        self.host = self._options.host
-        self.port = self._options.port
-        self.apply_default_affinity = apply_default_affinity
-        # Attaching learns these two from the request itself.
-        self._deploy_mode = self._options.deploy_mode
-        self._heartbeat_timeout = self._options.heartbeat_timeout
-        self.shutdown_on_close = shutdown_on_close
-        self.auth = auth if auth is not None else ClusterAuth.DEFAULT
         if security is not None and not isinstance(security, Security):
             raise RuntimeError("security must be a distributed.security.Security object")
-        self.security = security
-
-        self.pod_template = template_from_config(pod_template, "worker")
-        self.scheduler_pod_template = template_from_config(scheduler_pod_template, "scheduler")
-        if self.pod_template is None and not _attach:
-            raise ValueError(
-                "Worker pod specification not provided: pass a pod template (make_pod_spec(...), a dict or a "
-                "YAML path) or set kubernetes.worker-template / kubernetes.worker-template-path"
-            )
-        if _attach:
-            if name is None:
-                raise ValueError("from_name needs the name of an existing cluster")
-            validate_name(name)
-            cluster_name = name
-        else:
-            template = name if name is not None else (kconfig.get("worker-name") or kconfig.get("name"))
-            cluster_name = render_name(template)
-
         # The request's name, kept apart from Cluster.name, which distributed may overwrite with metadata
         # stored on the scheduler.
-        self.request_name = cluster_name
-        self._api: Api | None = None
-        self._request: RequestIO | None = None
-        self._loaded_auth: LoadedAuth | None = None
-        self._created_request = False
-        self._heartbeat_task: asyncio.Task[None] | None = None
-        self._forward: PortForward | None = None
-        self._local_scheduler: Any = None
-        self._dashboard_hostport: tuple[str, int] | None = None
-        self._route = "unknown"
+        self.request_name = self._options.name
+        self.pod_template, self.scheduler_pod_template = self._options.worker_template, self._options.scheduler_template
+        self.env, self.host, self.port = self._options.env, self._options.host, self._options.port
+        self.apply_default_affinity = apply_default_affinity
+        self.shutdown_on_close = shutdown_on_close
+        self.auth = auth if auth is not None else ClusterAuth.DEFAULT
+        self.security = security
+        self._session = Session(self._options, attach=_attach, auth=self.auth, security=security, log=self._log)
 
-        super().__init__(asynchronous=asynchronous, loop=loop, quiet=quiet, name=cluster_name)
+        super().__init__(asynchronous=asynchronous, loop=loop, quiet=quiet, name=self.request_name)
         KubeCluster._instances.add(self)
-
         if not self.called_from_running_loop:
             self._loop_runner.start()
             try:
@@ -186,6 +150,11 @@ class KubeCluster(Cluster):
             except BaseException:
                 self._loop_runner.stop()  # _start already cleaned up; don't leak the loop thread
                 raise
+
+    @property
+    def namespace(self) -> str | None:
+        """The cluster's namespace (known once started, when it comes from the service account or context)."""
+        return self._session.namespace
 
     # --- alternative constructors ---------------------------------------------------------------------
 
@@ -232,106 +201,26 @@ class KubeCluster(Cluster):
     async def _start(self) -> None:
         self.status = Status.starting
         try:
-            self._loaded_auth = await asyncio.to_thread(ClusterAuth.load_first, self.auth)
-            self.namespace = self.namespace or self._loaded_auth.namespace or "default"
-            self._api = KubeApi(self._loaded_auth.configuration, self.namespace)
-            self._request = RequestIO(self._api, self.request_name)
-            if self._attach:
-                adopted = await self._request.adopt()
-                request = adopted.request
-                self._deploy_mode = adopted.deploy_mode
-                self._heartbeat_timeout = adopted.heartbeat_timeout or self._heartbeat_timeout
-            else:
-                request = await self._create_request()
-            self._heartbeat_task = asyncio.create_task(
-                self._request.renew_heartbeats(heartbeat_interval(self._heartbeat_timeout)))
-            status = await StartupWait(
-                api=self._api, namespace=self.namespace, name=self.request_name, deploy_mode=self._deploy_mode,
-                controller_timeout=self._options.controller_timeout,
-                scheduler_timeout=self._options.service_wait_timeout, log=self._log,
-            ).until_ready(request)
-            await self._connect(status)
+            address = await self._session.open()
+            connection_args = self.security.get_connection_args("client") if self.security else {}
+            self.scheduler_comm = rpc(address, connection_args=connection_args)
             await super()._start()
         except BaseException:
             await self._abort()
             raise
-        self._log(f"Cluster {self._where} is ready; dashboard: {self.dashboard_link}")
+        self._log(f"Cluster {self._session.where} is ready; dashboard: {self.dashboard_link}")
 
     def request_manifest(self, scheduler_address: str | None = None) -> dict[str, Any]:
         """The request ConfigMap this cluster writes (a dict), built without contacting Kubernetes."""
-        assert self.pod_template is not None
-        worker = add_env(self.pod_template, self.env)
-        scheduler = add_env(self.scheduler_pod_template, self.env) if self.scheduler_pod_template else None
-        if self.apply_default_affinity == "required":
-            worker = required_affinity(worker, "worker")
-            scheduler = required_affinity(scheduler, "scheduler") if scheduler is not None else None
-        return build_manifest(
-            self.request_name, self.namespace or "default", worker=worker, workers=self._options.n_workers,
-            scheduler=scheduler if self._deploy_mode == "remote" else None,
-            service_type=self._options.service_type, idle_timeout=_seconds(self._options.idle_timeout),
-            deploy_mode=self._deploy_mode, scheduler_address=scheduler_address,
-            heartbeat_timeout=self._heartbeat_timeout,
-        )
-
-    async def _create_request(self) -> dict[str, Any]:
-        assert self._request is not None
-        address = None
-        if self._deploy_mode == "local":
-            await self._start_local_scheduler()
-            address = await self._local_worker_address()
-        if self.apply_default_affinity == "none":
-            logger.info("apply_default_affinity='none': the controller still adds its preferred node affinity")
-        created = await self._request.create(self.request_manifest(scheduler_address=address))
-        self._created_request = True
-        self._log(f"Requested Dask cluster {self._where} ({self._deploy_mode} scheduler)")
-        return created
-
-    @property
-    def _where(self) -> str:
-        return f"{self.namespace}/{self.request_name}"
-
-    async def _connect(self, status: spec.ClusterStatus) -> None:
-        connection_args = self.security.get_connection_args("client") if self.security else {}
-        if self._deploy_mode == "local" and self._local_scheduler is not None:
-            address = self._local_scheduler.address
-            dashboard = self._local_scheduler.services.get("dashboard")
-            if dashboard is not None:
-                self._dashboard_hostport = (host_of(address), dashboard.port)
-            self._route = "local"
-        elif self._deploy_mode == "local":
-            # Attached to someone else's local-mode cluster: its scheduler is where the workers connect.
-            assert self._request is not None
-            address = ((await self._request.read()).get("data") or {}).get(spec.KEY_SCHEDULER_ADDRESS, "")
-            self._route = "local"
-        else:
-            assert self._loaded_auth is not None and self.namespace is not None
-            connection = await reach_scheduler(
-                status, self._loaded_auth.configuration, self.namespace, self.request_name,
-                self._options.dns_retries)
-            address, self._route = connection.address, connection.route
-            self._dashboard_hostport, self._forward = connection.dashboard, connection.forward
-        logger.info("Connecting to scheduler %s (%s)", address, self._route)
-        self.scheduler_comm = rpc(address, connection_args=connection_args)
+        return self._session.manifest(scheduler_address)
 
     @property
     def dashboard_link(self) -> str:
         """The dashboard URL, formatted with ``distributed.dashboard.link`` (reachable from this process)."""
-        if self._dashboard_hostport is None:
+        if self._session.dashboard is None:
             return ""
-        host, port = self._dashboard_hostport
+        host, port = self._session.dashboard
         return str(format_dashboard_link(host, port))
-
-    async def _start_local_scheduler(self) -> None:
-        options = self._options
-        self._local_scheduler = await start_local_scheduler(
-            self.host, self.port, options.interface, options.protocol, options.dashboard_address,
-            self.security, options.idle_timeout)
-
-    async def _local_worker_address(self) -> str:
-        assert self._local_scheduler is not None and self._api is not None and self._loaded_auth is not None
-        return await local_worker_address(
-            self._api, self._loaded_auth.configuration.host, self._local_scheduler.address,
-            self._options.protocol, self.host, self._options.interface)
 
     # --- scaling --------------------------------------------------------------------------------------
 
@@ -341,7 +230,7 @@ class KubeCluster(Cluster):
         Example:
             >>> cluster.scale(10)  # doctest: +SKIP
         """
-        return self._request_change(self._scale(n))
+        return self._request_change(self._session.requests().set_workers(scale_target(n, kconfig.get("count.max"))))
 
     def _request_change(self, change: Coroutine[Any, Any, None]) -> Any:
         """Run a change of the request: blocking when synchronous; when asynchronous, start it now and
@@ -350,10 +239,6 @@ class KubeCluster(Cluster):
         if self.asynchronous:
             return asyncio.ensure_future(change)
         return self.sync(lambda: change)
-
-    async def _scale(self, n: int) -> None:
-        assert self._request is not None
-        await self._request.set_workers(scale_target(n, kconfig.get("count.max")))
 
     def adapt(  # type: ignore[override]
         self,
@@ -374,20 +259,8 @@ class KubeCluster(Cluster):
         """
         if kwargs:
             logger.info("adapt(): ignoring client-side Adaptive options %s", sorted(kwargs))
-        return self._request_change(self._adapt(minimum, maximum, interval, cooldown))
-
-    async def _adapt(
-        self, minimum: int | None, maximum: int | float | None, interval: str | float | None,
-        cooldown: str | float | None,
-    ) -> None:
-        assert self._request is not None
-        low, high = adapt_bounds(minimum, maximum, kconfig.get("count.max"))
-        adapt: dict[str, Any] = {"minimum": low, "maximum": high}
-        if interval is not None:
-            adapt["interval"] = _seconds(interval)
-        if cooldown is not None:
-            adapt["cooldown"] = _seconds(cooldown)
-        await self._request.set_adapt(adapt)
+        adapt = adapt_settings(minimum, maximum, interval, cooldown, kconfig.get("count.max"))
+        return self._request_change(self._session.requests().set_adapt(adapt))
 
     # --- pods and logs --------------------------------------------------------------------------------
 
@@ -401,8 +274,7 @@ class KubeCluster(Cluster):
         return self.sync(self._pods, component)
 
     async def _pods(self, component: str | None = "worker") -> list[client.V1Pod]:
-        assert self._api is not None
-        return await pod_logs.pods(self._api, self.request_name, component)
+        return await pod_logs.pods(self._session.kube(), self.request_name, component)
 
     def logs(self, pod: str | client.V1Pod | None = None) -> Any:
         """The log of one pod (a name or a V1Pod), or with no argument all logs like :meth:`get_logs`.
@@ -412,25 +284,22 @@ class KubeCluster(Cluster):
         """
         if pod is None:
             return self.get_logs()
-        assert self._api is not None
-        return self.sync(pod_logs.pod_log, self._api, pod if isinstance(pod, str) else pod_logs.pod_name(pod))
+        name = pod if isinstance(pod, str) else pod_logs.pod_name(pod)
+        return self.sync(pod_logs.pod_log, self._session.kube(), name)
 
     async def _get_logs(
         self, cluster: bool = True, scheduler: bool = True, workers: bool | Iterable[str] = True
     ) -> Logs:
         """Logs keyed ``"Scheduler"`` and by worker pod name (plus ``"Cluster"``: this client's messages)."""
-        assert self._api is not None
-        logs = Logs()
+        api, logs = self._session.kube(), Logs()
         if cluster:
             logs["Cluster"] = Log("\n".join(line for _, line in self._cluster_manager_logs))
-        if scheduler:
-            if self._local_scheduler is not None and self.scheduler_comm is not None:
-                lines = await self.scheduler_comm.get_logs()
-                logs["Scheduler"] = Log("\n".join(line for _, line in lines))
-            elif self._deploy_mode == "remote":
-                logs["Scheduler"] = await pod_logs.pod_log(self._api, spec.scheduler_name(self.request_name))
+        if scheduler and self._session.local_scheduler is not None and self.scheduler_comm is not None:
+            logs["Scheduler"] = Log("\n".join(line for _, line in await self.scheduler_comm.get_logs()))
+        elif scheduler and self._session.deploy_mode == "remote":
+            logs["Scheduler"] = await pod_logs.pod_log(api, spec.scheduler_name(self.request_name))
         if workers:
-            logs.update(await pod_logs.worker_logs(self._api, self.request_name, None if workers is True else workers))
+            logs.update(await pod_logs.worker_logs(api, self.request_name, None if workers is True else workers))
         return logs
 
     # --- closing --------------------------------------------------------------------------------------
@@ -452,60 +321,23 @@ class KubeCluster(Cluster):
         if self.status == Status.closed:
             return
         await super()._close()
-        await self._stop_heartbeat()
         try:
-            if self.shutdown_on_close and self._request is not None:
-                wait = self._options.close_timeout if timeout is None else timeout
-                await self._request.delete_and_wait(pod_logs.selector(self.request_name, None), wait)
+            await self._session.close(delete=self.shutdown_on_close, timeout=timeout)
         finally:
-            await self._release()
-
-    async def _stop_heartbeat(self) -> None:
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
-            self._heartbeat_task = None
-
-    async def _release(self) -> None:
-        if self._forward is not None:
-            await self._forward.close()
-            self._forward = None
-        if self._local_scheduler is not None:
-            await self._local_scheduler.close()
-            self._local_scheduler = None
-        if self._api is not None:
-            self._api.close()
-        KubeCluster._instances.discard(self)
+            KubeCluster._instances.discard(self)
 
     async def _abort(self) -> None:
-        """Undo a failed start: delete what we requested, stop what we started."""
-        await self._stop_heartbeat()
-        if self._created_request and self._api is not None:
+        if self.scheduler_comm is not None:
             with contextlib.suppress(Exception):
-                await self._api.delete_configmap(self.request_name)
-        with contextlib.suppress(Exception):
-            if self.scheduler_comm is not None:
                 await self.scheduler_comm.close_rpc()
-        with contextlib.suppress(Exception):
-            await self._release()
+        await self._session.abort()
+        KubeCluster._instances.discard(self)
         self.status = Status.closed
 
     def _delete_at_exit(self) -> None:
-        """Blocking, loop-free deletion of the request; used at interpreter exit."""
-        if self.status == Status.closed or not self.shutdown_on_close or self._api is None:
-            return
-        try:
-            self._api.delete_configmap_blocking(self.request_name)
-        except Exception as e:
-            logger.warning("Could not delete %s at exit: %r", self._where, e)
-        self.status = Status.closed
-
-
-def _seconds(value: str | float | None) -> float | None:
-    if value is None:
-        return None
-    return float(parse_timedelta(value, default="seconds"))
+        if self.status != Status.closed and self.shutdown_on_close:
+            self._session.delete_at_exit()
+            self.status = Status.closed
 
 
 async def _done() -> None:

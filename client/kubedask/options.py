@@ -1,8 +1,10 @@
 """KubeCluster's settings: each explicit argument, else its classic ``kubernetes.*`` Dask config key.
 
 Example:
-    >>> ClusterOptions.resolve(deploy_mode="local", n_workers=2).deploy_mode
-    'local'
+    >>> options = ClusterOptions.resolve(name="analysis", deploy_mode="local",
+    ...                                  pod_template={"spec": {"containers": [{"image": "i"}]}})
+    >>> options.name, options.deploy_mode
+    ('analysis', 'local')
 """
 
 from __future__ import annotations
@@ -11,12 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import config as kconfig
+from .naming import render_name, validate_name
+from .templates import PodTemplate, template_from_config
 
 
 @dataclass(frozen=True)
 class ClusterOptions:
     """The resolved settings of one KubeCluster (see :class:`~kubedask.KubeCluster` for their meaning)."""
 
+    #: The request's name: given, or rendered from the name template.
+    name: str
+    worker_template: dict[str, Any] | None
+    scheduler_template: dict[str, Any] | None
     namespace: str | None
     env: dict[str, Any]
     host: str | None
@@ -39,6 +47,10 @@ class ClusterOptions:
     def resolve(
         cls,
         *,
+        name: str | None = None,
+        attach: bool = False,
+        pod_template: PodTemplate | None = None,
+        scheduler_pod_template: PodTemplate | None = None,
         namespace: str | None = None,
         env: Any = None,
         host: str | None = None,
@@ -56,8 +68,26 @@ class ClusterOptions:
         client_heartbeat_timeout: float | None = None,
         apply_default_affinity: str = "preferred",
     ) -> ClusterOptions:
-        """Fill every setting from its argument or the Dask config; refuse values that cannot work."""
+        """Fill every setting from its argument or the Dask config; refuse values that cannot work.
+
+        ``attach`` (``from_name``) needs the exact name of an existing cluster and no template.
+        """
+        worker = template_from_config(pod_template, "worker")
+        if worker is None and not attach:
+            raise ValueError(
+                "Worker pod specification not provided: pass a pod template (make_pod_spec(...), a dict or a "
+                "YAML path) or set kubernetes.worker-template / kubernetes.worker-template-path"
+            )
+        if attach:
+            if name is None:
+                raise ValueError("from_name needs the name of an existing cluster")
+            validate_name(name)
+        else:
+            name = render_name(name if name is not None else (kconfig.get("worker-name") or kconfig.get("name")))
         options = cls(
+            name=name,
+            worker_template=worker,
+            scheduler_template=template_from_config(scheduler_pod_template, "scheduler"),
             namespace=kconfig.get("namespace", namespace),
             env=dict(kconfig.get("env", env) or {}),
             host=kconfig.get("host", host),

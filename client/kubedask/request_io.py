@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dask.utils import parse_timedelta
 from kubernetes.client.exceptions import ApiException
 
 from . import spec
@@ -72,15 +73,29 @@ def scale_target(n: int, cap: int | None) -> int:
     return n
 
 
-def adapt_bounds(minimum: int | None, maximum: int | float | None, cap: int | None) -> tuple[int, int]:
-    """``adapt()``'s bounds: ``maximum`` defaults to (and is capped by) ``kubernetes.count.max``."""
+def adapt_settings(
+    minimum: int | None, maximum: int | float | None, interval: str | float | None, cooldown: str | float | None,
+    cap: int | None,
+) -> dict[str, Any]:
+    """The ``adapt`` key for ``adapt()``: ``maximum`` defaults to (and is capped by) ``kubernetes.count.max``;
+    ``interval`` and ``cooldown`` may be Dask time strings (``"30s"``).
+
+    Example:
+        >>> adapt_settings(1, None, "10s", None, cap=20)
+        {'minimum': 1, 'maximum': 20, 'interval': 10.0}
+    """
     if maximum is None or math.isinf(maximum):
         maximum = int(cap) if cap is not None else spec.MAX_WORKERS
     high = min(int(maximum), int(cap)) if cap is not None else int(maximum)
     low = int(minimum or 0)
     if low > high:
         raise ValueError(f"adapt(): minimum {low} is larger than maximum {high}")
-    return low, high
+    adapt: dict[str, Any] = {"minimum": low, "maximum": high}
+    if interval is not None:
+        adapt["interval"] = float(parse_timedelta(interval, default="seconds"))
+    if cooldown is not None:
+        adapt["cooldown"] = float(parse_timedelta(cooldown, default="seconds"))
+    return adapt
 
 
 def heartbeat_interval(timeout: float) -> float:

@@ -173,7 +173,7 @@ def test_heartbeat_and_its_timeout_are_written_at_creation(kube: FakeKube, dask_
         first = kube.configmaps[(NS, "c1")]["metadata"]["annotations"][spec.HEARTBEAT_ANNOTATION]
         assert spec.parse_heartbeat(first) is not None
         assert kube.configmaps[(NS, "c1")]["data"][spec.KEY_HEARTBEAT_TIMEOUT] == "6"
-        assert cluster._heartbeat_task is not None and not cluster._heartbeat_task.done()
+        assert cluster._session.heartbeat is not None and not cluster._session.heartbeat.done()
 
 
 def test_from_name_attaches_without_deleting(kube: FakeKube, dask_scheduler: str) -> None:
