@@ -4,10 +4,8 @@
 
 The client never creates pods. It writes a request ConfigMap, renews a heartbeat on it while open, reads
 the status the controller writes back, and connects to the scheduler (cluster DNS, an external address,
-or an in-process port-forward). This module is the facade Dask users see; the jobs live beside it:
-``options`` (arguments and Dask config), ``session`` (opening and closing one cluster), ``request_io``
-(the request ConfigMap), ``startup`` (waiting, with diagnostics), ``connect``/``portforward``/
-``local_mode`` (reaching the scheduler) and ``logs``.
+or an in-process port-forward). This is the facade Dask users see; ``session`` opens and closes the cluster
+behind it, ``options`` reads arguments and Dask config.
 """
 
 from __future__ import annotations
@@ -23,12 +21,11 @@ from typing import Any, ClassVar
 from distributed.core import Status, rpc
 from distributed.deploy.cluster import Cluster
 from distributed.security import Security
-from distributed.utils import Log, Logs, format_dashboard_link
+from distributed.utils import Logs, format_dashboard_link
 from kubernetes import client
 
 from . import config as kconfig
 from . import logs as pod_logs
-from . import spec
 from .auth import ClusterAuth
 from .options import ClusterOptions
 from .request_io import adapt_settings, scale_target
@@ -87,34 +84,17 @@ class KubeCluster(Cluster):
     _instances: ClassVar[weakref.WeakSet[KubeCluster]] = weakref.WeakSet()
 
     def __init__(
-        self,
-        pod_template: PodTemplate | None = None,
-        name: str | None = None,
-        namespace: str | None = None,
-        n_workers: int | None = None,
-        host: str | None = None,
-        port: int | None = None,
-        env: Mapping[str, Any] | None = None,
-        auth: ClusterAuth | list[ClusterAuth] | None = None,
-        idle_timeout: str | float | None = None,
-        deploy_mode: str | None = None,
-        interface: str | None = None,
-        protocol: str | None = None,
-        dashboard_address: str | None = None,
-        security: Security | None = None,
+        self, pod_template: PodTemplate | None = None, name: str | None = None, namespace: str | None = None,
+        n_workers: int | None = None, host: str | None = None, port: int | None = None,
+        env: Mapping[str, Any] | None = None, auth: ClusterAuth | list[ClusterAuth] | None = None,
+        idle_timeout: str | float | None = None, deploy_mode: str | None = None, interface: str | None = None,
+        protocol: str | None = None, dashboard_address: str | None = None, security: Security | None = None,
         scheduler_service_wait_timeout: float | None = None,
         scheduler_service_name_resolution_retries: int | None = None,
-        scheduler_pod_template: PodTemplate | None = None,
-        apply_default_affinity: str = "preferred",
-        scheduler_service_type: str | None = None,
-        controller_timeout: float | None = None,
-        client_heartbeat_timeout: float | None = None,
-        shutdown_on_close: bool = True,
-        asynchronous: bool = False,
-        loop: Any = None,
-        quiet: bool = False,
-        _attach: bool = False,
-        **kwargs: Any,
+        scheduler_pod_template: PodTemplate | None = None, apply_default_affinity: str = "preferred",
+        scheduler_service_type: str | None = None, controller_timeout: float | None = None,
+        client_heartbeat_timeout: float | None = None, shutdown_on_close: bool = True,
+        asynchronous: bool = False, loop: Any = None, quiet: bool = False, _attach: bool = False, **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(f"KubeCluster got unexpected keyword arguments {sorted(kwargs)}")
@@ -291,16 +271,11 @@ class KubeCluster(Cluster):
         self, cluster: bool = True, scheduler: bool = True, workers: bool | Iterable[str] = True
     ) -> Logs:
         """Logs keyed ``"Scheduler"`` and by worker pod name (plus ``"Cluster"``: this client's messages)."""
-        api, logs = self._session.kube(), Logs()
-        if cluster:
-            logs["Cluster"] = Log("\n".join(line for _, line in self._cluster_manager_logs))
-        if scheduler and self._session.local_scheduler is not None and self.scheduler_comm is not None:
-            logs["Scheduler"] = Log("\n".join(line for _, line in await self.scheduler_comm.get_logs()))
-        elif scheduler and self._session.deploy_mode == "remote":
-            logs["Scheduler"] = await pod_logs.pod_log(api, spec.scheduler_name(self.request_name))
-        if workers:
-            logs.update(await pod_logs.worker_logs(api, self.request_name, None if workers is True else workers))
-        return logs
+        local = self.scheduler_comm if self._session.local_scheduler is not None else None
+        lines = [line for _, line in self._cluster_manager_logs] if cluster else None
+        return await pod_logs.collect(
+            self._session.kube(), self.request_name, lines, local_scheduler=local, workers=workers,
+            scheduler=scheduler and (local is not None or self._session.deploy_mode == "remote"))
 
     # --- closing --------------------------------------------------------------------------------------
 

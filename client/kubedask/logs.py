@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
-from distributed.utils import Log
+from distributed.utils import Log, Logs
 from kubernetes import client
 
 from . import spec
@@ -46,3 +47,22 @@ async def worker_logs(api: Api, cluster: str, wanted: Iterable[str] | None = Non
     names = [n for n in names if only is None or n in only]
     logs = await asyncio.gather(*(pod_log(api, n) for n in names))
     return dict(zip(names, logs, strict=True))
+
+
+async def collect(
+    api: Api, cluster: str, manager_lines: list[str] | None, *, scheduler: bool, local_scheduler: Any = None,
+    workers: bool | Iterable[str] = True,
+) -> Logs:
+    """``get_logs()``: this client's lines as ``"Cluster"`` (unless None), the scheduler's log as
+    ``"Scheduler"`` (from ``local_scheduler``, an rpc to an in-process scheduler, else its pod) and the
+    worker pods' logs by pod name (all, or those named in ``workers``)."""
+    logs = Logs()
+    if manager_lines is not None:
+        logs["Cluster"] = Log("\n".join(manager_lines))
+    if scheduler and local_scheduler is not None:
+        logs["Scheduler"] = Log("\n".join(line for _, line in await local_scheduler.get_logs()))
+    elif scheduler:
+        logs["Scheduler"] = await pod_log(api, spec.scheduler_name(cluster))
+    if workers:
+        logs.update(await worker_logs(api, cluster, None if workers is True else workers))
+    return logs
