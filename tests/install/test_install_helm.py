@@ -2,7 +2,10 @@
 
 The controller lives in its own namespace, which enforces the Pod Security "restricted" level, and
 serves one other namespace where the Dask clusters run: the usual production shape, and the
-strictest for the chart (the controller gets no rights where it lives except for its Lease).
+strictest for the chart (the controller gets no rights where it lives except for its Lease). The
+admin enforces "restricted" in the team's namespace too, and so gives it the policy profile
+`restricted` (Helm values, per namespace): the controller fills in the secure defaults the classic
+pod spec leaves out, and the API server's own admission judges the result.
 
 The tests run in file order and share one release and one Dask cluster: each step is what an admin
 does after the previous one.
@@ -119,6 +122,13 @@ def release(
         "pod-security.kubernetes.io/warn=restricted",
     )
     kubectl("create", "namespace", rel.watched)
+    kubectl(
+        "label",
+        "namespace",
+        rel.watched,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
     repository, _, tag = rel.image.rpartition(":")
     helm_cmd(
         "install",
@@ -132,6 +142,8 @@ def release(
         f"image.tag={tag}",
         "--set",
         f"watchNamespaces={{{rel.watched}}}",
+        "--set-json",
+        f'policy.namespaces={{"{rel.watched}": {{"profile": "restricted"}}}}',
         "--wait",
         "--timeout",
         "5m",
@@ -239,6 +251,24 @@ def test_kubecluster_from_the_host_computes_in_the_watched_namespace(dask_cluste
     with Client(dask_cluster) as client:  # type: ignore[no-untyped-call]
         client.wait_for_workers(1, timeout=180)
         assert da.ones((200, 200, 200), chunks=(100, 100, 100)).mean().compute() == 1.0
+
+
+def test_dask_pods_got_the_restricted_profiles_secure_defaults(
+    release: Release, dask_cluster: KubeCluster, kubectl: Callable[..., str]
+) -> None:
+    """make_pod_spec says nothing about security; the policy's per-namespace profile filled it in, and
+    the namespace's "restricted" admission let the pods in (they computed above)."""
+    out = kubectl(
+        "get", "pods", "-n", release.watched, "-l", f"dask.org/cluster-name={dask_cluster.name}", "-o", "json"
+    )
+    pods = json.loads(out)["items"]
+    assert {p["metadata"]["labels"]["dask.org/component"] for p in pods} == {"scheduler", "worker"}
+    for pod in pods:
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["spec"]["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
 
 
 def test_upgrade_rolls_the_controller_without_losing_running_dask_clusters(
