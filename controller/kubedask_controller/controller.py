@@ -93,9 +93,10 @@ class Controller:
         return usage
 
     def claim_changed(self, driver: RequestDriver) -> None:
-        """A cap freed up or taken: the other requests of the namespace are admitted again."""
+        """A cap freed up or taken: the younger requests of the namespace (whose usage includes this one)
+        are admitted again."""
         for other in self.drivers.values():
-            if other is not driver and other.namespace == driver.namespace:
+            if other.namespace == driver.namespace and other.age > driver.age:
                 other.trigger.pull()
 
     # --- lifecycle ---

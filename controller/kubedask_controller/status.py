@@ -116,9 +116,8 @@ def status_patch(new: ClusterStatus, previous: ClusterStatus | None, labels: Map
     conditions = []
     for condition in new.conditions:
         old = before.get(condition.type)
-        changed = old is None or old.status != condition.status or not old.last_transition_time
-        conditions.append(condition.model_copy(update={
-            "last_transition_time": now if changed else old.last_transition_time}))  # type: ignore[union-attr]
+        kept = old.last_transition_time if old is not None and old.status == condition.status else ""
+        conditions.append(condition.model_copy(update={"last_transition_time": kept or now}))
     stamped = new.model_copy(update={"conditions": conditions, "updated_at": now})
     return {"metadata": {"annotations": {STATUS_ANNOTATION: stamped.to_json()},
                          "labels": {PHASE_LABEL: new.phase}}}

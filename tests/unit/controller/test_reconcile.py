@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from controller_fakes import request_data
 from kubedask.spec import AdaptSpec, parse_request
 from kubedask_controller.reconcile import (
@@ -28,10 +31,9 @@ def running(name: str, created: str = "2026-01-01T00:00:00Z") -> PodInfo:
     return PodInfo(name, phase="Running", ready=True, created=created)
 
 
-def complete(**kwargs: object) -> Observed:
-    base: dict[str, object] = {"scheduler": SCHEDULER, "service": True, "pdb": True}
-    base.update(kwargs)
-    return Observed(**base)  # type: ignore[arg-type]
+def complete(**kwargs: Any) -> Observed:
+    """A remote cluster's scheduler objects all there, plus ``kwargs``."""
+    return dataclasses.replace(Observed(scheduler=SCHEDULER, service=True, pdb=True), **kwargs)
 
 
 def test_new_request_creates_scheduler_service_pdb_and_workers() -> None:
