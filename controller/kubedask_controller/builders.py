@@ -149,7 +149,11 @@ def _scheduler_from_worker_template(worker: PodTemplate) -> PodTemplate:
     """The classic behaviour: the worker template with the main container running the scheduler."""
     spec = copy.deepcopy(worker.spec)
     main = spec["containers"][0]
-    main["name"] = "dask-scheduler" if main.get("name") in (None, "dask-worker", "dask") else main["name"]
+    old_name = main.get("name")
+    main["name"] = "dask-scheduler" if old_name in (None, "dask-worker", "dask") else old_name
+    # Per-container annotations (``container.apparmor.security.beta.kubernetes.io/NAME``) follow the
+    # rename: the API server refuses a pod whose annotation names a container it does not have.
+    annotations = {_renamed(key, old_name, main["name"]): value for key, value in worker.annotations.items()}
     command = [str(c) for c in main.get("command") or []]
     if any("worker" in c for c in command):
         main.pop("command")
@@ -158,7 +162,13 @@ def _scheduler_from_worker_template(worker: PodTemplate) -> PodTemplate:
     # Worker-only probes would fail on a scheduler.
     main.pop("readinessProbe", None)
     main.pop("livenessProbe", None)
-    return PodTemplate(labels=worker.labels, annotations=worker.annotations, spec=spec)
+    return PodTemplate(labels=worker.labels, annotations=annotations, spec=spec)
+
+
+def _renamed(annotation: str, old: Any, new: str) -> str:
+    if old and annotation.startswith("container.") and annotation.endswith(f"/{old}"):
+        return annotation.removesuffix(str(old)) + new
+    return annotation
 
 
 def _pod_spec(template: PodTemplate, component: str, address: str) -> dict[str, Any]:

@@ -138,6 +138,19 @@ def test_scheduler_pod_is_derived_from_the_worker_template() -> None:
             "effect": "NoSchedule"} in pod["spec"]["tolerations"]
 
 
+def test_per_container_annotations_follow_the_derived_schedulers_container() -> None:
+    template = {"metadata": {"annotations": {
+        "container.apparmor.security.beta.kubernetes.io/dask-worker": "runtime/default", "team": "a/dask-worker"}},
+        "spec": {"containers": [{"name": "dask-worker", "image": "img"}]}}
+    request = parse_request("analysis", request_data(worker_template=template))
+    pod = builders.build_scheduler_pod(request, NS, OWNER)
+    assert pod["spec"]["containers"][0]["name"] == "dask-scheduler"
+    assert pod["metadata"]["annotations"] == {
+        "container.apparmor.security.beta.kubernetes.io/dask-scheduler": "runtime/default", "team": "a/dask-worker"}
+    worker = builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER)
+    assert "container.apparmor.security.beta.kubernetes.io/dask-worker" in worker["metadata"]["annotations"]
+
+
 def test_scheduler_template_is_used_when_given() -> None:
     scheduler = {"containers": [{"name": "s", "image": "img", "args": ["dask", "scheduler"]}]}
     request = parse_request("analysis", request_data(scheduler_template=scheduler))
