@@ -205,6 +205,8 @@ def test_install_runs_the_controller_under_its_service_account(
     # The admin is told what to do next.
     assert f"kubectl -n {release.namespace} rollout status deployment/{release.controller}" in notes
     assert f"--clusterrole={release.name}-kubedask-user" in notes
+    assert f"kubectl -n {release.watched} create rolebinding" in notes  # where it serves ...
+    assert f"never in {release.namespace}" in notes  # ... and never where the policy lives
 
 
 @pytest.fixture(scope="module")
