@@ -84,10 +84,11 @@ class SchedulerClient:
     def __init__(self, host: str, session: aiohttp.ClientSession | None = None, *,
                  http_port: int = DASHBOARD_PORT, limits: Limits = DEFAULT_LIMITS) -> None:
         self.host = host
-        self.base_url = f"http://{host}:{http_port}{API_PREFIX}"
+        netloc = f"[{host}]:{http_port}" if ":" in host else f"{host}:{http_port}"  # IPv6 pod IPs
+        self.base_url = f"http://{netloc}{API_PREFIX}"
         self.limits = limits
         self._session = session
-        self._who = f"the scheduler at {host}:{http_port}"
+        self._who = f"the scheduler at {netloc}"
 
     async def adaptive_target(self) -> int:
         """How many workers the scheduler would like (Dask's ``Scheduler.adaptive_target``)."""

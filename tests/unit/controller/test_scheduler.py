@@ -26,7 +26,8 @@ SMALL = Limits(small_body=256, retire_body_base=512, retire_body_per_worker=1024
 class FakeScheduler:
     """An aiohttp server whose /api/v1/* answers are set per test; remembers what it was asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.answers: dict[str, Handler] = {}
         self.asked: list[tuple[str, str, bytes]] = []
         self.runner: web.AppRunner | None = None
@@ -37,7 +38,7 @@ class FakeScheduler:
         app.router.add_route("*", "/api/v1/{path:.*}", self._handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, self.host, 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -61,7 +62,7 @@ class FakeScheduler:
         self.answer(path, handler)
 
     def client(self, limits: Limits = SMALL, session: aiohttp.ClientSession | None = None) -> SchedulerClient:
-        return SchedulerClient("127.0.0.1", session, http_port=self.port, limits=limits)
+        return SchedulerClient(self.host, session, http_port=self.port, limits=limits)
 
 
 API = scheduler_module.API_PREFIX
@@ -352,6 +353,19 @@ async def test_no_answer_times_out_and_retire_waits_longer(raw: Callable[[Behavi
     port = await raw(silent)
     assert "did not answer /check_idle within 10 s" in await raises(raw_client(port).idle_since())
     assert "did not answer /retire_workers within 30 s" in await raises(raw_client(port).retire_workers(3))
+
+
+async def test_ipv6_pod_ips_work_and_are_named_in_brackets() -> None:
+    server = FakeScheduler("::1")
+    await server.start()
+    try:
+        server.answer_json("/adaptive_target", {"workers": 4})
+        assert await server.client().adaptive_target() == 4
+        server.answer_json("/check_idle", {})
+        assert (await raises(server.client().idle_since())).startswith(f"the scheduler at [::1]:{server.port} ")
+    finally:
+        assert server.runner is not None
+        await server.runner.cleanup()
 
 
 async def test_an_unreachable_scheduler_fails_fast_and_clearly() -> None:
