@@ -11,14 +11,15 @@ import asyncio
 import logging
 from typing import Any
 
-from kubedask.spec import ClusterRequest, RequestError, parse_request, scheduler_name
+from kubedask.spec import ClusterRequest, RequestError, scheduler_name
 
 from . import builders, metrics, reconcile, status
+from .admission import Admission
 from .api import Host, SchedulerApi
 from .executor import Executor, Rejected
 from .expectations import Expectations
 from .observe import Observation, heartbeat_of, observe, owned_by, relevant
-from .policy import NamespaceUsage, admit, worker_claim
+from .policy import NamespaceUsage, worker_claim
 from .reporter import Reporter
 from .scheduler_polls import SchedulerPolls
 from .trigger import Trigger
@@ -44,7 +45,7 @@ class RequestDriver:
         self.observed_since = self.clock.wall()  # a silent client gets a full heartbeat timeout first
         #: Workers this request was admitted to run (policy.worker_claim); None while not admitted.
         self.claim: int | None = None
-        self._admitted: tuple[tuple[str, NamespaceUsage], ClusterRequest | RequestError] | None = None
+        self._admission = Admission(self.name, self.namespace, self.settings.policy)
         self.failure_streak = self.error_streak = 0
 
     def update(self, body: Body) -> None:
@@ -115,9 +116,7 @@ class RequestDriver:
         await self.reporter.status(status.cluster_status(request, self.namespace, seen.observed, desired,
                                                          seen.external_address, self.polls.condition))
         metrics.RECONCILES.labels(result="acted" if plan.actions else "ok").inc()
-        replaced = any(isinstance(a, reconcile.DeletePod) and a.cause is reconcile.DeleteCause.WORKER_EXITED
-                       for a in plan.actions)
-        self.failure_streak = self.failure_streak + 1 if replaced else 0  # backoff for pods that keep exiting
+        self.failure_streak = self.failure_streak + 1 if plan.replaces_workers else 0  # backoff: pods keep exiting
         return reconcile.next_pass_delay(request, plan, self.failure_streak, resync=self.settings.resync_interval,
                                          settle=self.settings.settle_delay, idle_poll=self.settings.idle_poll_interval)
 
@@ -130,17 +129,8 @@ class RequestDriver:
         return observe(self.name, self.uid, pods, self.expectations, service, pdb)
 
     def admission(self, usage: NamespaceUsage) -> ClusterRequest | RequestError:
-        """The request as the policy admits it while older requests of the namespace hold ``usage``, or why
-        not. Pure, and remembered per request data and usage: the controller asks it for younger requests."""
-        key = (self._view.spec, usage)
-        if self._admitted is None or self._admitted[0] != key:
-            try:
-                result: ClusterRequest | RequestError = admit(parse_request(self.name, self.body.get("data") or {}),
-                                                              self.settings.policy, self.namespace, usage)
-            except RequestError as exc:
-                result = exc
-            self._admitted = (key, result)
-        return self._admitted[1]
+        """The request as admitted while older requests of the namespace hold ``usage``, or why not."""
+        return self._admission.of(self.body.get("data") or {}, self._view.spec, usage)
 
     def _set_claim(self, claim: int | None) -> None:
         if claim != self.claim:

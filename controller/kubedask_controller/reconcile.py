@@ -127,6 +127,11 @@ class Plan:
     def idle(self) -> bool:
         return not self.actions
 
+    @property
+    def replaces_workers(self) -> bool:
+        """Whether workers that exited are replaced (the driver backs off while that keeps happening)."""
+        return any(isinstance(a, DeletePod) and a.cause is DeleteCause.WORKER_EXITED for a in self.actions)
+
 
 def plan(request: ClusterRequest, observed: Observed, desired_workers: int) -> Plan:
     """The actions that move ``observed`` towards ``request`` with ``desired_workers`` workers."""

@@ -62,7 +62,8 @@ def test_failed_and_succeeded_workers_are_deleted_and_replaced() -> None:
     result = plan(REQUEST, complete(workers=workers), 3)
     deletes = [a for a in result.actions if isinstance(a, DeletePod)]
     assert {d.name for d in deletes} == {"w2", "w3"}
-    assert {d.cause for d in deletes} == {DeleteCause.WORKER_EXITED}  # what the driver's backoff counts
+    assert {d.cause for d in deletes} == {DeleteCause.WORKER_EXITED}
+    assert result.replaces_workers  # what the driver's backoff counts
     assert CreateWorkers(2) in result.actions
 
 
@@ -70,6 +71,7 @@ def test_failed_scheduler_is_deleted_so_it_can_be_recreated() -> None:
     result = plan(REQUEST, complete(scheduler=PodInfo("analysis-scheduler", phase="Failed"),
                                     workers=(running("w1"), running("w2"), running("w3"))), 3)
     assert result.actions == (DeletePod("analysis-scheduler", DeleteCause.SCHEDULER_EXITED, "scheduler pod Failed"),)
+    assert not result.replaces_workers
 
 
 def test_scale_down_removes_pending_pods_first_then_retires_through_the_scheduler() -> None:
