@@ -31,8 +31,7 @@ from .document import Policy, Rules, key_of, load_policy
 from .findings import Refusal, show
 from .restricted import fill_defaults
 
-__all__ = ["NamespaceUsage", "Policy", "PolicyViolation", "Rules", "admit", "check_request", "load_policy",
-           "worker_claim"]
+__all__ = ["NamespaceUsage", "Policy", "PolicyViolation", "Rules", "admit", "load_policy", "worker_claim"]
 
 #: How many refusals one message lists; the rest are counted (the status annotation stays short).
 _MAX_LISTED = 8
@@ -117,7 +116,3 @@ def _request_refusals(request: ClusterRequest, rules: Rules, usage: NamespaceUsa
             "the cluster, and a Dask scheduler runs any code sent to it", key_of("allowed_service_types"),
             f"add {show(service_type)} to")
 
-
-def check_request(request: ClusterRequest, policy: Policy) -> None:
-    """Compatibility for callers not yet on :func:`admit`: raise :class:`PolicyViolation` or return."""
-    admit(request, policy, "")
