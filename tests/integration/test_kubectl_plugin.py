@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_harness import REPO, Cluster, ControllerProcess, running_controller, wait_for
+from controller_harness import REPO, Cluster, ControllerProcess, wait_for
 
 PYTHONPATH = os.pathsep.join(str(REPO / p) for p in ("client", "controller", "."))
 
@@ -35,20 +35,25 @@ def ready(cluster: Cluster, name: str, count: int) -> bool:
         == count
 
 
+def wait_until_ready(cluster: Cluster, name: str, count: int, timeout: float = 90) -> None:
+    wait_for(f"{name} to run {count} ready workers", lambda: ready(cluster, name, count), timeout=timeout)
+
+
 @pytest.fixture
 def clusters(api: Any, kubeconfig: str, namespace: str, second_namespace: str, tmp_path: Path
              ) -> Iterator[tuple[Cluster, Cluster, ControllerProcess]]:
     """alpha (2 workers) and beta (1) in the first namespace, gamma (3) in the second, all Running."""
-    controller_gen = running_controller(kubeconfig, [namespace, second_namespace], tmp_path)
-    controller = next(controller_gen)
+    controller = ControllerProcess(kubeconfig, [namespace, second_namespace], tmp_path).start()
     first, second = Cluster(api, namespace), Cluster(api, second_namespace)
     first.create_request("alpha", workers=2)
     first.create_request("beta", workers=1)
     second.create_request("gamma", workers=3)
-    for cluster, name, count in ((first, "alpha", 2), (first, "beta", 1), (second, "gamma", 3)):
-        wait_for(f"{name} to run {count} ready workers", lambda c=cluster, n=name, k=count: ready(c, n, k), timeout=90)
-    yield first, second, controller
-    controller_gen.close()
+    try:
+        for cluster, name, count in ((first, "alpha", 2), (first, "beta", 1), (second, "gamma", 3)):
+            wait_until_ready(cluster, name, count)
+        yield first, second, controller
+    finally:
+        controller.stop()
 
 
 @pytest.fixture
@@ -120,7 +125,7 @@ def test_user_scales_and_describes_and_an_unknown_name_is_one_line(
     assert scaled.returncode == 0, scaled.stderr
     assert scaled.stdout == f"daskcluster {namespace}/alpha scaled to 4 workers\n"
     first.wait_workers("alpha", 4, timeout=90)
-    wait_for("the status to show 4/4", lambda: ready(first, "alpha", 4), timeout=60)
+    wait_until_ready(first, "alpha", 4, timeout=60)
     got = plugin(user, "get", "alpha", "-n", namespace)
     assert rows(got.stdout)[0][:3] == ["alpha", "Running", "4/4"]
 
