@@ -1,4 +1,4 @@
-"""Command line: ``python -m devcluster up|down|status|kubeconfig|env|build|user``."""
+"""Command line: ``python -m devcluster up|down|status|kubeconfig|env|build|user|restart|pause|resume``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from devcluster import accounts, build, lifecycle
+from devcluster import accounts, build, controlplane, lifecycle
 from devcluster.build import BuildError
 from devcluster.cluster import Cluster
 from devcluster.processes import ComponentError
@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     user = verbs.add_parser("user", help="mint a kubeconfig acting as a ServiceAccount (TokenRequest)")
     user.add_argument("namespace")
     user.add_argument("serviceaccount")
+    restart = verbs.add_parser("restart", help="restart one control-plane component (chaos testing)")
+    restart.add_argument("component", choices=sorted(controlplane.RESTARTABLE))
+    restart.add_argument("--down-for", type=float, default=0.0, help="extra seconds to keep it stopped")
+    restart.add_argument("--hard", action="store_true", help="SIGKILL instead of a graceful stop")
+    for verb, what in (("pause", "SIGSTOP"), ("resume", "SIGCONT")):
+        signalled = verbs.add_parser(verb, help=f"{what} one component's processes (chaos testing)")
+        signalled.add_argument("component")
     args = parser.parse_args(argv)
 
     try:
@@ -48,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             for component, state in health.items():
                 print(f"{component:<26} {state}")
             return 0 if lifecycle.healthy(health) else 1
-        elif args.verb in ("kubeconfig", "env", "user"):
+        elif args.verb in ("kubeconfig", "env", "user", "restart", "pause", "resume"):
             cluster = Cluster.load(args.name)
             if cluster is None:
                 print(f"no cluster named {args.name!r}; start one with: python -m devcluster up", file=sys.stderr)
@@ -57,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(cluster.kubeconfig)
             elif args.verb == "env":
                 print(f"export KUBECONFIG={cluster.kubeconfig}")
-            else:
+            elif args.verb == "user":
                 print(accounts.service_account_kubeconfig(cluster, args.namespace, args.serviceaccount))
+            elif args.verb == "restart":
+                seconds = controlplane.restart(cluster, args.component, down_for=args.down_for, hard=args.hard)
+                lifecycle.say(f"{args.component} restarted; unavailable for {seconds:.1f}s")
+            elif args.verb == "pause":
+                cluster.processes.pause(args.component)
+            else:
+                cluster.processes.resume(args.component)
         elif args.verb == "build":
             build.build(tuple(args.components) or build.CLUSTER_COMPONENTS)
     except (BuildError, ComponentError, ValueError, RuntimeError) as error:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from devcluster import build, pki
@@ -17,6 +19,7 @@ from devcluster.cluster import (
     SERVICE_CIDR,
     Cluster,
 )
+from devcluster.processes import ComponentError
 
 # Metadata-level audit of every request (user, user agent, verb, resource), so tests and benchmarks
 # can prove from the API server's own record what a client did; nodes' lease renewals are left out.
@@ -243,3 +246,40 @@ def health(cluster: Cluster) -> dict[str, str]:
         except Exception as error:
             result[name] = f"unhealthy: {error}"
     return result
+
+
+#: What :func:`restart` can restart, each with the function that starts it and waits until it is healthy.
+RESTARTABLE: dict[str, Callable[[Cluster], None]] = {
+    "etcd": start_etcd,
+    "kube-apiserver": start_apiserver,
+    "kube-controller-manager": start_controller_manager,
+    "kube-scheduler": start_scheduler,
+}
+
+
+def restart(cluster: Cluster, component: str, down_for: float = 0.0, hard: bool = False) -> float:
+    """Stop one control-plane component and start it again with its state (etcd keeps its data).
+
+    ``hard`` kills it (SIGKILL: no graceful shutdown, like a crashed process) instead of SIGTERM;
+    ``down_for`` keeps it stopped that many extra seconds. Returns the seconds it was unavailable, from
+    the stop until healthy again. Chaos tests use this on an instance of their own: every client of the
+    instance loses its connections.
+    """
+    if component not in RESTARTABLE:
+        raise ValueError(f"cannot restart {component!r}; restartable: {', '.join(RESTARTABLE)}")
+    started = time.monotonic()
+    cluster.processes.stop(component, timeout=0.0 if hard else 10.0)
+    if down_for > 0:
+        time.sleep(down_for)
+    for attempt in range(3):
+        try:
+            RESTARTABLE[component](cluster)
+            break
+        except ComponentError as error:
+            # Instance ports come from the ephemeral range: while the component is down, a client's
+            # outgoing connection may briefly hold its port as a source port. That passes; retry.
+            if attempt == 2 or "address already in use" not in str(error):
+                raise
+            cluster.processes.stop(component, timeout=0.0)
+            time.sleep(1.0)
+    return time.monotonic() - started

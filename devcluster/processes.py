@@ -69,13 +69,33 @@ class Processes:
         pid = self.pid(name)
         if pid is not None:
             _signal_group(pid, signal.SIGTERM)
+            _signal_group(pid, signal.SIGCONT)  # a paused component must wake up to see the SIGTERM
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and is_running(pid):
                 _reap(pid)
                 time.sleep(0.1)
             _signal_group(pid, signal.SIGKILL)
+            # Gone for real before returning, so a restart can bind the same ports again.
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and is_running(pid):
+                _reap(pid)
+                time.sleep(0.05)
             _reap(pid)
         (self.pids / f"{name}.pid").unlink(missing_ok=True)
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP the component's process group: it keeps its sockets but answers nothing (a hung peer)."""
+        self._signal_running(name, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT what :meth:`pause` stopped."""
+        self._signal_running(name, signal.SIGCONT)
+
+    def _signal_running(self, name: str, sig: signal.Signals) -> None:
+        pid = self.pid(name)
+        if pid is None or not is_running(pid):
+            raise ComponentError(f"{name} is not running (no live process in {self.pids / (name + '.pid')})")
+        _signal_group(pid, sig)
 
     def wait_healthy(self, name: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
         """Poll ``check`` until it is true; fail naming the component if it dies or times out."""
@@ -97,6 +117,23 @@ class Processes:
                     f"{self.log_path(name)}:\n{log_tail(self.log_path(name))}"
                 )
             time.sleep(0.2)
+
+
+def pause(pid: int) -> None:
+    """SIGSTOP one process (e.g. a controller under test): frozen in place, its clocks keep running."""
+    os.kill(pid, signal.SIGSTOP)
+
+
+def resume(pid: int) -> None:
+    os.kill(pid, signal.SIGCONT)
+
+
+def is_stopped(pid: int) -> bool:
+    """True while the process is stopped by a signal (state T)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in ("T", "t")
+    except FileNotFoundError:
+        return False
 
 
 def is_running(pid: int) -> bool:
