@@ -89,6 +89,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 async def dispatch(ctx: Context, args: argparse.Namespace) -> None:
+    if ctx.all_namespaces and args.command != "get":
+        raise CliError(f"-A/--all-namespaces only applies to get; give the cluster's namespace to {args.command} "
+                       f"with -n NAMESPACE")
     if args.command == "get":
         await get.run(ctx, args.name)
     elif args.command == "describe":

@@ -110,6 +110,13 @@ def test_name_with_all_namespaces_is_refused(kube: MemoryKube) -> None:
     assert code == 1 and "cannot be combined with -A" in err
 
 
+def test_all_namespaces_is_refused_where_a_namespace_is_needed(kube: MemoryKube) -> None:
+    for command in (["describe", "analysis"], ["scale", "analysis", "2"], ["logs", "analysis"]):
+        code, _, err = run(kube, *command, "-A")
+        assert code == 1 and "-A/--all-namespaces only applies to get" in err, command
+    assert kube.api("team-a").patches == []
+
+
 def test_unreachable_api_server_is_one_line(kube: MemoryKube) -> None:
     kube.failures["team-a"] = [MaxRetryError(None, "/api/v1", "Connection refused")]  # type: ignore[arg-type]
     code, _, err = run(kube, "get")
