@@ -289,6 +289,10 @@ def test_controller_works_with_exactly_the_chart_rbac(
                 "--timeout=30s",
                 "--for=jsonpath={.metadata.annotations.kubedask\\.io/status}",
             )
+        except AssertionError as exc:
+            status = kubectl("get", "-n", watched_namespace, "configmap/rbac-check", "-o", "yaml", check=False)
+            log_tail = log_path.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{exc}\nrequest:\n{status}\ncontroller log (tail):\n{log_tail}") from None
         finally:
             proc.terminate()
             proc.wait(timeout=30)
