@@ -95,16 +95,17 @@ def _request_refusals(request: ClusterRequest, rules: Rules, usage: NamespaceUsa
     which = "adapt" if request.adapt and request.adapt.maximum == claim and claim > request.workers else "workers"
     if claim > rules.max_workers:
         yield which, Refusal(which, claim, f"at most {rules.max_workers} workers per cluster are allowed",
-                             key_of("max_workers"), "raise")
+                             key_of("max_workers"), "raise", fix="Ask for fewer")
     if usage.clusters + 1 > rules.max_clusters_per_namespace:
         yield "metadata.name", Refusal(
             "the number of clusters in this namespace", usage.clusters + 1,
-            f"at most {rules.max_clusters_per_namespace} clusters per namespace are allowed; delete one first",
-            key_of("max_clusters_per_namespace"), "raise")
+            f"at most {rules.max_clusters_per_namespace} clusters per namespace are allowed",
+            key_of("max_clusters_per_namespace"), "raise", fix="Delete another cluster of this namespace")
     if usage.workers + claim > rules.max_workers_per_namespace:
         yield which, Refusal(
             which, claim, f"this namespace's other clusters hold {usage.workers} workers, and at most "
-            f"{rules.max_workers_per_namespace} are allowed in total", key_of("max_workers_per_namespace"), "raise")
+            f"{rules.max_workers_per_namespace} are allowed in total", key_of("max_workers_per_namespace"), "raise",
+            fix="Ask for fewer, or scale down another cluster of this namespace")
     if request.adapt and request.adapt.interval < rules.min_adapt_interval:
         yield "adapt", Refusal("adapt.interval", request.adapt.interval,
                                f"adapt may look at the scheduler at most every {rules.min_adapt_interval:g}s",

@@ -24,14 +24,16 @@ class Refusal:
     change: str
     #: The Pod Security control this comes from (``podSecurityExemptions`` turns it off), if any.
     control: str | None = None
+    #: What the user can do about it themselves.
+    fix: str = "Remove or change it"
 
     def brief(self, where: str) -> str:
         return f"{where}: {self.path} is {show(self.value)} (policy key {self.key})"
 
     def message(self, where: str, namespace: str) -> str:
-        return (f"policy violation in {where}: {self.path} is {show(self.value)}: {self.why}. Remove or "
-                f"change it, or ask an admin to {self.change} policy key {self.key} (for namespace "
-                f"{namespace} only: namespaces.{namespace}.{self.key})")
+        return (f"policy violation in {where}: {self.path} is {show(self.value)}: {self.why}. {self.fix}, or "
+                f"ask an admin to {self.change} policy key {self.key} (for namespace {namespace} only: "
+                f"namespaces.{namespace}.{self.key})")
 
 
 def add_to(key: str, item: Any) -> tuple[str, str]:
