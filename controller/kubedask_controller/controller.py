@@ -17,6 +17,7 @@ from . import metrics
 from .api import ClusterApi
 from .clock import Clock
 from .driver import RequestDriver
+from .fence import FencedApi
 from .policy import NamespaceUsage, worker_claim
 from .settings import Settings
 
@@ -34,7 +35,8 @@ def key_of(body: Mapping[str, Any]) -> Key:
 class Controller:
     def __init__(self, kube: ClusterApi, settings: Settings, is_leader: Callable[[], bool] = lambda: True,
                  clock: Clock | None = None, own_namespace: str | None = None) -> None:
-        self.kube = kube
+        #: Every write of every driver is fenced by the lease (``fence.py``).
+        self.kube: ClusterApi = FencedApi(kube, is_leader)
         self.settings = settings
         self.clock = clock or Clock()
         self.own_namespace = own_namespace
@@ -67,13 +69,23 @@ class Controller:
         metrics.CLUSTERS.set(len(self.drivers))
 
     def on_pod_event(self, event_type: str | None, body: Body) -> None:
-        metadata = body["metadata"]
-        cluster = (metadata.get("labels") or {}).get(CLUSTER_NAME_LABEL)
-        driver = self.drivers.get((metadata["namespace"], cluster)) if cluster else None
-        logger.debug("pod event: %s/%s phase=%s (driver %s)", metadata["namespace"], metadata["name"],
+        driver = self._driver_of(body)
+        logger.debug("pod event: %s/%s phase=%s (driver %s)", body["metadata"]["namespace"], body["metadata"]["name"],
                      (body.get("status") or {}).get("phase"), "found" if driver else "missing")
         if driver is not None:
             driver.on_pod_event(event_type, body)
+
+    def on_owned_event(self, event_type: str | None, body: Body) -> None:
+        """A Service or PodDisruptionBudget event: the cluster it is labelled with looks again at once, so a
+        deleted one is back within seconds (not at the next resync)."""
+        driver = self._driver_of(body)
+        if driver is not None:
+            driver.on_owned_event(event_type, body)
+
+    def _driver_of(self, body: Body) -> RequestDriver | None:
+        metadata = body["metadata"]
+        cluster = (metadata.get("labels") or {}).get(CLUSTER_NAME_LABEL)
+        return self.drivers.get((metadata["namespace"], cluster)) if cluster else None
 
     def wake_all(self) -> None:
         for driver in self.drivers.values():

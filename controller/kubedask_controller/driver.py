@@ -1,8 +1,10 @@
 """One serial driver per request. It wakes on a relevant change of the request, on its pods' events, or
 on a timer (adapt, idle and heartbeat checks, a slow resync), and does a level-triggered pass: admit the
 request (schema, policy, namespace caps); list what exists for it (a consistent LIST by label, not the
-possibly-stale watch cache) and observe it; plan and execute; write the status if, and only if, it changed.
-The controller's own status writes do not wake it (:func:`observe.relevant`), so a cluster at rest is quiet.
+possibly-stale watch cache) and observe it; plan and execute; write the status if, and only if, it differs
+from the status on the request. The controller's own status writes do not wake it (:func:`observe.relevant`),
+so a cluster at rest is quiet; a status someone else changed does (:meth:`Reporter.update`). Retiring
+workers runs beside the passes (:mod:`retirement`); every write is fenced by the lease (:mod:`fence`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from typing import Any
 
 from kubedask.spec import ClusterRequest, RequestError, scheduler_name
 
-from . import builders, metrics, reconcile, status
+from . import builders, drift, metrics, reconcile, status
 from .admission import Admission
 from .api import Host, SchedulerApi
-from .executor import Executor, Rejected
+from .executor import Executor, NameTaken, Rejected
 from .expectations import Expectations
-from .observe import Observation, heartbeat_of, observe, owned_by, relevant
+from .fence import LostLease
+from .observe import Observation, observe, owned_by, relevant
 from .policy import NamespaceUsage, worker_claim
 from .reporter import Reporter
+from .retirement import Retirement
 from .scheduler_polls import SchedulerPolls
 from .trigger import Trigger
 
@@ -37,31 +41,49 @@ class RequestDriver:
         self.age = (str(metadata.get("creationTimestamp") or ""), self.name)
         self.body, self._view = body, relevant(body)
         self.trigger = Trigger(self.settings.debounce)
-        self.reporter = Reporter(self.kube, body, self.clock)
+        self.reporter = Reporter(self.kube, body, self.clock, self.settings.expectation_timeout)
         self.expectations = Expectations(self.clock, self.settings.expectation_timeout)
+        self.retirement = Retirement(self.settings.retire_timeout, self.trigger.pull)
         self.executor = Executor(self.kube, self.namespace, self.name, self.uid, self.expectations,
-                                 self.reporter.event, self.settings.first_batch, self.settings.max_in_flight)
+                                 self.reporter.event, self.retirement, self.settings.first_batch,
+                                 self.settings.max_in_flight)
         self.polls = SchedulerPolls(self.clock, self.settings.idle_poll_interval, self.settings.adapt_max_step)
-        self.observed_since = self.clock.wall()  # a silent client gets a full heartbeat timeout first
+        #: When (monotonic, this process's clock) the heartbeat annotation last changed, or the request was
+        #: first seen: a silent client gets a full timeout, and no client clock is trusted.
+        self.heartbeat_changed_at = self.clock.monotonic()
         #: Workers this request was admitted to run (policy.worker_claim); None while not admitted.
         self.claim: int | None = None
         self._admission = Admission(self.name, self.namespace, self.settings.policy)
         self.failure_streak = self.error_streak = 0
 
     def update(self, body: Body) -> None:
-        self.body = self.reporter.body = body
-        if relevant(body) != self._view:
-            self._view = relevant(body)
+        self.body = body
+        tampered = self.reporter.update(body)
+        view = relevant(body)
+        if view.heartbeat != self._view.heartbeat:
+            self.heartbeat_changed_at = self.clock.monotonic()
+        if view != self._view or tampered:
+            self._view = view
             self.trigger.pull()
 
     def on_pod_event(self, event_type: str | None, pod: Body) -> None:
         if owned_by(pod, self.uid):
             deleting = event_type == "DELETED" or bool(pod["metadata"].get("deletionTimestamp"))
             self.expectations.seen(pod["metadata"]["name"], deleting)
-            self.trigger.pull()
+        self.trigger.pull()  # not ours: maybe one that holds our name went away
+
+    def on_owned_event(self, event_type: str | None, obj: Body) -> None:
+        """A Service or PodDisruptionBudget labelled with this cluster's name changed or went."""
+        self.trigger.pull()
 
     async def run(self) -> None:
         """Passes until cancelled (the controller cancels the task when the request goes)."""
+        try:
+            await self._passes()
+        finally:
+            self.retirement.cancel()
+
+    async def _passes(self) -> None:
         delay: float | None = 0.0
         while True:
             await self.trigger.wait(delay)
@@ -72,6 +94,9 @@ class RequestDriver:
             try:
                 delay = await self.reconcile_once()
                 self.error_streak = 0
+            except LostLease as exc:
+                logger.info("%s/%s: pass stopped: %s", self.namespace, self.name, exc)
+                delay = None  # pulled again when this replica leads again
             except Exception as exc:
                 self.error_streak += 1
                 delay = min(60.0, 2.0 ** self.error_streak)
@@ -94,17 +119,23 @@ class RequestDriver:
             await self.reporter.failed(str(request), self._view.spec, "InvalidRequest")
             return None  # nothing to do until the request (or the usage of a namespace cap) changes
         seen = await self._observe(request)
+        if seen.taken or seen.leftovers:
+            return await self._blocked(request, seen)
         scheduler = self._scheduler(seen.observed)
         reason = reconcile.shutdown_reason(
             request, now=self.clock.wall(), idle_since=await self.polls.poll_idle(request, scheduler),
-            heartbeat=heartbeat_of(self.body), observed_since=self.observed_since)
+            heartbeat_silence=self.clock.monotonic() - self.heartbeat_changed_at)
         if reason:
             await self.reporter.status(status.terminating_status(request, reason), ("ShuttingDown", reason, "Normal"))
-            await self.kube.delete_configmap(self.namespace, self.name)
-            return None
+            # Only this request, and only unchanged since the status write: a heartbeat renewed meanwhile
+            # (409) keeps the cluster, and the next pass looks again.
+            if await self.kube.delete_configmap(self.namespace, self.name, self.uid, self.reporter.resource_version):
+                return None
+            return self.settings.settle_delay
 
         desired = await self.polls.desired_workers(request, seen.observed, scheduler)
-        plan = reconcile.plan(request, seen.observed, desired)
+        service_type = ((seen.service or {}).get("spec") or {}).get("type")
+        plan = reconcile.plan(request, seen.observed, desired, service_type)
         try:
             await self.executor.execute(request, plan, seen.observed, scheduler)
         except Rejected as exc:
@@ -113,12 +144,31 @@ class RequestDriver:
             metrics.RECONCILES.labels(result="rejected").inc()
             await self.reporter.failed(str(exc), request.fingerprint, "CreateRejected")
             return self.settings.rejected_retry
-        await self.reporter.status(status.cluster_status(request, self.namespace, seen.observed, desired,
-                                                         seen.external_address, self.polls.condition))
+        except NameTaken as exc:
+            return await self._blocked(request, seen, str(exc))
+        restart = None
+        if seen.scheduler_pod is not None:
+            wanted = builders.build_scheduler_pod(request, self.namespace, self.executor.owner)
+            restart = drift.scheduler_restart_message(request, seen.scheduler_pod, wanted)
+        await self.reporter.status(status.cluster_status(
+            request, self.namespace, seen.observed, desired, seen.external_address, self.polls.condition,
+            scheduler_restart=restart, scheduler_spec=drift.built_from(seen.scheduler_pod)[1]))
         metrics.RECONCILES.labels(result="acted" if plan.actions else "ok").inc()
         self.failure_streak = self.failure_streak + 1 if plan.replaces_workers else 0  # backoff: pods keep exiting
         return reconcile.next_pass_delay(request, plan, self.failure_streak, resync=self.settings.resync_interval,
                                          settle=self.settings.settle_delay, idle_poll=self.settings.idle_poll_interval)
+
+    async def _blocked(self, request: ClusterRequest, seen: Observation, taken: str | None = None) -> float:
+        """One of the request's names is held by an object that is not its own: Failed (never adopted),
+        or Pending while an earlier request's objects are garbage-collected. Looked at again soon: a
+        foreign object need not carry labels that the watch would see go."""
+        message = taken or (seen.taken[0] if seen.taken else None)
+        if message:
+            await self.reporter.status(status.name_taken_status(message, request.fingerprint),
+                                       ("NameTaken", message, "Warning"))
+            return self.settings.name_taken_retry
+        await self.reporter.status(status.waiting_status(seen.leftovers[0], request.fingerprint))
+        return self.settings.settle_delay
 
     async def _observe(self, request: ClusterRequest) -> Observation:
         pods = await self.kube.list_pods(self.namespace, builders.selector_string(self.name))
@@ -126,7 +176,9 @@ class RequestDriver:
         if request.deploy_mode == "remote":
             service, pdb = await asyncio.gather(self.kube.get_service(self.namespace, scheduler_name(self.name)),
                                                 self.kube.get_pdb(self.namespace, scheduler_name(self.name)))
-        return observe(self.name, self.uid, pods, self.expectations, service, pdb)
+        self.retirement.forget_gone(p["metadata"]["name"] for p in pods)
+        return observe(self.name, self.uid, pods, self.expectations, service, pdb,
+                       retired=frozenset(self.retirement.retired), retiring=self.retirement.in_flight)
 
     def admission(self, usage: NamespaceUsage) -> ClusterRequest | RequestError:
         """The request as admitted while older requests of the namespace hold ``usage``, or why not."""

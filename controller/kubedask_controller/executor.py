@@ -11,21 +11,27 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kubedask.spec import ClusterRequest, scheduler_name
 from kubernetes.client.exceptions import ApiException
 
-from . import builders, reconcile
+from . import builders, drift, reconcile
 from .api import ClusterApi, SchedulerApi
 from .expectations import Expectations
-from .scheduler import SchedulerUnavailable
+from .observe import name_conflict
+from .retirement import Retirement
 
 Manifest = dict[str, Any]
+T = TypeVar("T")
 
 
 class Rejected(Exception):
     """The API server refused an object built from a valid request (admission, quota, bad value)."""
+
+
+class NameTaken(Exception):
+    """An object that is not the request's holds one of its names; str() says which and what to do."""
 
 
 class _NotSent(Exception):
@@ -38,45 +44,68 @@ class EventSink(Protocol):
 
 class Executor:
     def __init__(self, kube: ClusterApi, namespace: str, name: str, uid: str | None,
-                 expectations: Expectations, event: EventSink, first_batch: int = 16,
+                 expectations: Expectations, event: EventSink, retirement: Retirement, first_batch: int = 16,
                  max_in_flight: int = 64) -> None:
         self.kube = kube
-        self.namespace, self.name = namespace, name
+        self.namespace, self.name, self.uid = namespace, name, uid
         self.owner = builders.owner_reference(name, uid or "")
         self.expectations = expectations
         self.event = event
+        self.retirement = retirement
         self.first_batch = first_batch
         self.max_in_flight = max_in_flight
 
     async def execute(self, request: ClusterRequest, plan: reconcile.Plan, observed: reconcile.Observed,
                       scheduler: SchedulerApi | None) -> None:
         deleted: list[str] = []
+        uids = {w.name: w.uid for w in observed.workers}
         for action in plan.actions:
             match action:
                 case reconcile.CreateSchedulerPod():
-                    if await _refused_as_rejected("scheduler pod", self.kube.create_pod(
-                            builders.build_scheduler_pod(request, self.namespace, self.owner))):
-                        await self.event("SchedulerCreated", f"created scheduler pod {scheduler_name(self.name)}")
+                    await self.create_scheduler(request)
                 case reconcile.CreateService():
                     if await _refused_as_rejected("Service", self.kube.create_service(
                             builders.build_service(request, self.namespace, self.owner))):
                         await self.event("ServiceCreated", f"created Service {scheduler_name(self.name)} "
                                          f"({request.scheduler_service_type})")
+                case reconcile.PatchService(type=service_type):
+                    await _refused_as_rejected("Service type change", self.kube.patch_service(
+                        self.namespace, scheduler_name(self.name), {"spec": {"type": service_type}}))
+                    await self.event("ServiceUpdated", f"Service {scheduler_name(self.name)} is now {service_type}")
                 case reconcile.CreatePdb():
                     await self.kube.create_pdb(builders.build_pdb(request, self.namespace, self.owner))
-                case reconcile.DeletePod(name=pod_name, reason=why):
-                    await self.delete_pods([pod_name])
+                case reconcile.DeletePod(name=pod_name, reason=why, uid=uid):
+                    await self.delete_pods([(pod_name, uid)])
                     deleted.append(f"{pod_name} ({why})")
                 case reconcile.CreateWorkers(count=count):
                     created = await self.create_workers(request, count)
                     await self.event("ScaledUp", f"created {created} worker pods (target {plan.desired_workers})")
                 case reconcile.RetireWorkers(count=count, candidates=candidates):
-                    names = await self.retire(count, candidates, observed, scheduler)
-                    await self.delete_pods(names)
-                    deleted.extend(f"{n} (retired)" for n in names)
+                    if scheduler is not None and not self.retirement.take_fallback():
+                        # Beside the loop: the retired pods are deleted by a later pass.
+                        self.retirement.start(scheduler, count, candidates,
+                                              {w.ip: w.name for w in observed.workers if w.ip}, self.event)
+                        continue
+                    if scheduler is None:
+                        await self.event("RetireFailed", f"the scheduler is not ready to retire workers; deleting "
+                                         f"{count} pods without moving their data", "Warning")
+                    names = list(candidates[:count])
+                    await self.delete_pods([(n, uids.get(n)) for n in names])
+                    deleted.extend(f"{n} (scale down, not retired)" for n in names)
         if deleted:
             shown = ", ".join(deleted[:10]) + (f" and {len(deleted) - 10} more" if len(deleted) > 10 else "")
             await self.event("PodsDeleted", f"deleted {len(deleted)} pods: {shown}")
+
+    async def create_scheduler(self, request: ClusterRequest) -> None:
+        manifest = drift.stamp(builders.build_scheduler_pod(request, self.namespace, self.owner), request.fingerprint)
+        if await _refused_as_rejected("scheduler pod", self.kube.create_pod(manifest)):
+            await self.event("SchedulerCreated", f"created scheduler pod {scheduler_name(self.name)}")
+            return
+        # The name exists although no pod of ours was listed under it: whose is it? Never adopted.
+        conflict = name_conflict("Pod", await self.kube.get_pod(self.namespace, scheduler_name(self.name)),
+                                 self.name, self.uid)
+        if conflict is not None and not conflict[1]:
+            raise NameTaken(conflict[0])
 
     async def create_workers(self, request: ClusterRequest, count: int) -> int:
         """Create ``count`` workers: a small first batch, then the rest with ``max_in_flight`` creates at a
@@ -118,32 +147,20 @@ class Executor:
             raise RuntimeError(f"creating worker pods failed: {failures[0]}")
         return count
 
-    async def delete_pods(self, names: list[str]) -> None:
-        self.expectations.deleted(names)
-        await asyncio.gather(*(self.kube.delete_pod(self.namespace, n) for n in names))
-
-    async def retire(self, count: int, candidates: tuple[str, ...], observed: reconcile.Observed,
-                     scheduler: SchedulerApi | None) -> list[str]:
-        """Which pods to delete: the workers the scheduler chose and retired (their data moved), or, if
-        the scheduler can't be asked, the newest running candidates."""
-        if scheduler is not None:
-            try:
-                retired = await scheduler.retire_workers(count)
-            except SchedulerUnavailable as exc:
-                await self.event("RetireFailed", f"could not retire workers through the scheduler ({exc}); "
-                                 f"deleting {count} pods without moving their data", "Warning")
-            else:
-                by_ip = {w.ip: w.name for w in observed.workers if w.ip}
-                names: list[str] = []
-                for worker in retired:
-                    pod_name = worker.name if worker.name in candidates else by_ip.get(worker.host or "")
-                    if pod_name in candidates and pod_name not in names:
-                        names.append(pod_name)
-                if names:
-                    await self.event("WorkersRetired", f"scheduler retired {len(names)} workers")
-                    return names[:count]
-                # The scheduler knows none of the candidates (not connected yet): they hold no data.
-        return list(candidates[:count])
+    async def delete_pods(self, pods: list[tuple[str, str | None]]) -> None:
+        """Delete ``(name, uid)`` pods, each only if it still has that uid. A delete that fails is not
+        expected any more (the pod is there until a LIST says otherwise); the first failure is raised
+        once all were tried."""
+        self.expectations.deleted(name for name, _ in pods)
+        results = await asyncio.gather(*(self.kube.delete_pod(self.namespace, name, uid) for name, uid in pods),
+                                       return_exceptions=True)
+        failures = []
+        for (name, _), result in zip(pods, results, strict=True):
+            if isinstance(result, BaseException):
+                self.expectations.not_deleted(name)
+                failures.append(result)
+        if failures:
+            raise failures[0]
 
 
 def _refusal(exc: BaseException) -> str | None:
@@ -156,7 +173,7 @@ def _refusal(exc: BaseException) -> str | None:
         return str(exc.reason)
 
 
-async def _refused_as_rejected(what: str, call: Awaitable[bool]) -> bool:
+async def _refused_as_rejected(what: str, call: Awaitable[T]) -> T:
     try:
         return await call
     except ApiException as exc:

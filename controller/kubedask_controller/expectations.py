@@ -37,6 +37,10 @@ class Expectations:
         deadline = self.clock.monotonic() + self.timeout
         self._deletes.update(dict.fromkeys(names, deadline))
 
+    def not_deleted(self, name: str) -> None:
+        """The delete failed: the pod is there until a LIST says otherwise."""
+        self._deletes.pop(name, None)
+
     def seen(self, name: str, deleting: bool) -> None:
         """A watch event about the pod: it exists (or existed) on the API server, and if it is deleting,
         the delete has landed. A pod created and deleted again between two LISTs is met this way."""

@@ -24,11 +24,17 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
+OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+#: (apiVersion, plural) of what the controller creates for a request.
+OWNED_KINDS = (("v1", "pods"), ("v1", "services"), ("policy/v1", "poddisruptionbudgets"))
+
 
 def configure(settings: kopf.OperatorSettings) -> None:
     # Server-side filtering: unrelated ConfigMaps and pods are never listed or watched.
     settings.watching.label_selectors["v1", "configmaps"] = REQUEST_SELECTOR
-    settings.watching.label_selectors["v1", "pods"] = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+    # Every kind the controller owns is watched (a deleted Service or PDB is repaired within seconds).
+    for group_version, plural in OWNED_KINDS:
+        settings.watching.label_selectors[group_version, plural] = OWNED_SELECTOR
     # Long server-side watches with a client-side guard, so a silently dead connection is noticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -107,3 +113,17 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.on_pod_event(event.get("type"), dict(event["object"]))
+
+
+@kopf.on.event("v1", "services", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
+async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        controller.on_owned_event(event.get("type"), dict(event["object"]))
+
+
+@kopf.on.event("policy/v1", "poddisruptionbudgets", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
+async def pdb_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        controller.on_owned_event(event.get("type"), dict(event["object"]))

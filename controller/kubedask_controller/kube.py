@@ -69,6 +69,10 @@ class Kube:
             self._call(self.policy.read_namespaced_pod_disruption_budget, name, namespace))
         return found
 
+    async def get_pod(self, namespace: str, name: str) -> Manifest | None:
+        found: Manifest | None = await _none_if_missing(self._call(self.core.read_namespaced_pod, name, namespace))
+        return found
+
     # --- writes ---
     async def create_pod(self, manifest: Manifest) -> bool:
         """Create a pod; False if it already exists (a previous attempt got through)."""
@@ -78,8 +82,11 @@ class Kube:
             metrics.PODS_CREATED.inc()
         return created
 
-    async def delete_pod(self, namespace: str, name: str) -> bool:
-        deleted = await _false_if_missing(self._call(self.core.delete_namespaced_pod, name, namespace))
+    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete the pod, only if it is still the one with ``uid``; False if that one is gone already
+        (404, or 409: a different pod now has the name)."""
+        deleted = await _false_if_missing(self._call(self.core.delete_namespaced_pod, name, namespace,
+                                                     body=_preconditions(uid)))
         if deleted:
             metrics.PODS_DELETED.inc()
         return deleted
@@ -92,11 +99,25 @@ class Kube:
         return await _false_if_exists(self._call(
             self.policy.create_namespaced_pod_disruption_budget, manifest["metadata"]["namespace"], manifest))
 
-    async def patch_configmap(self, namespace: str, name: str, patch: Manifest) -> None:
-        await _false_if_missing(self._call(self.core.patch_namespaced_config_map, name, namespace, patch))
+    async def patch_service(self, namespace: str, name: str, patch: Manifest) -> Manifest | None:
+        """A merge patch of the Service; the patched object, or None if it is gone."""
+        patched: Manifest | None = await _none_if_missing(self._call(
+            self.core.patch_namespaced_service, name, namespace, patch))
+        return patched
 
-    async def delete_configmap(self, namespace: str, name: str) -> None:
-        await _false_if_missing(self._call(self.core.delete_namespaced_config_map, name, namespace))
+    async def patch_configmap(self, namespace: str, name: str, patch: Manifest) -> Manifest | None:
+        """A merge patch of the request; the patched request (its new resourceVersion), None if it is gone."""
+        patched: Manifest | None = await _none_if_missing(self._call(
+            self.core.patch_namespaced_config_map, name, namespace, patch))
+        return patched
+
+    async def delete_configmap(self, namespace: str, name: str, uid: str | None = None,
+                               resource_version: str | None = None) -> bool:
+        """Delete the request only if it is still the one with ``uid`` and, given ``resource_version``,
+        unchanged since (a client that renewed its heartbeat meanwhile keeps its cluster). False if it
+        is gone or changed (404, 409)."""
+        return await _false_if_missing(self._call(self.core.delete_namespaced_config_map, name, namespace,
+                                                  body=_preconditions(uid, resource_version)))
 
     async def post_event(self, request: Manifest, reason: str, message: str, type_: str = "Normal") -> None:
         """A Kubernetes Event on the request ConfigMap (shown by ``kubectl describe cm NAME``)."""
@@ -142,6 +163,11 @@ def load_configuration() -> kubernetes.client.Configuration:
     return configuration
 
 
+def _preconditions(uid: str | None, resource_version: str | None = None) -> Manifest:
+    preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+    return {"apiVersion": "v1", "kind": "DeleteOptions", **({"preconditions": preconditions} if preconditions else {})}
+
+
 async def _none_if_missing(coro: Any) -> Any:
     try:
         return await coro
@@ -152,11 +178,13 @@ async def _none_if_missing(coro: Any) -> Any:
 
 
 async def _false_if_missing(coro: Any) -> bool:
+    """True once done; False if the object is gone (404) or a delete precondition failed (409: the object
+    with that uid is gone, or it changed)."""
     try:
         await coro
         return True
     except ApiException as exc:
-        if exc.status == 404:
+        if exc.status in (404, 409):
             return False
         raise
 

@@ -4,6 +4,11 @@ Every replica watches and keeps its caches warm; only the holder of the Lease re
 client-go's leaderelection: a replica takes over only after it has seen the Lease unchanged for a full
 ``lease_duration`` by its own clock (no trust in other machines' clocks), and the holder stops acting
 once it has failed to renew for ``renew_deadline`` (< ``lease_duration``), so the two never overlap.
+
+The holder's deadline is measured from when its successful renewal was SENT (the standby's full lease
+duration starts only once it has read that renewal), on the loop's monotonic clock: a replica paused past
+its deadline (SIGSTOP) wakes up no longer leading, and every write is fenced by :attr:`is_leader`
+(``fence.py``) until it has renewed.
 """
 
 from __future__ import annotations
@@ -57,10 +62,16 @@ class LeaderElector:
         self.settled = not enabled
 
     @property
+    def deadline(self) -> float:
+        """Until when (monotonic) this replica may act: its last renewal's send time plus the lease
+        duration, minus a margin (``lease_duration - renew_deadline``) for writes in flight and clock drift."""
+        return self._renewed_at + self.renew_deadline
+
+    @property
     def is_leader(self) -> bool:
         if not self.enabled:
             return True
-        return self.clock.monotonic() - self._renewed_at < self.renew_deadline
+        return self.clock.monotonic() < self.deadline
 
     async def run(self) -> None:
         if not self.enabled:
@@ -90,6 +101,8 @@ class LeaderElector:
 
     async def _try_acquire_or_renew(self) -> None:
         assert self.kube is not None
+        # Taken before anything is sent: a renewal that takes long must not extend the deadline.
+        sent = self.clock.monotonic()
         now = dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC)
         lease = await self.kube.get_lease(self.namespace, self.name)
         spec_new = {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_duration),
@@ -104,7 +117,7 @@ class LeaderElector:
                 if exc.status == 409:
                     return
                 raise
-            self._renewed_at = self.clock.monotonic()
+            self._renewed_at = sent
             return
         spec = lease.get("spec") or {}
         record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
@@ -131,7 +144,7 @@ class LeaderElector:
             if exc.status == 409:  # someone else wrote first; look again next round
                 return
             raise
-        self._renewed_at = mono
+        self._renewed_at = sent
 
     async def release(self) -> None:
         """Give the lease up on a clean shutdown so a standby takes over at once."""

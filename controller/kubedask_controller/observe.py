@@ -16,7 +16,6 @@ from kubedask.spec import (
     HEARTBEAT_ANNOTATION,
     SCHEDULER_PORT,
     fingerprint,
-    parse_heartbeat,
     scheduler_name,
 )
 
@@ -32,6 +31,12 @@ class Observation:
     #: The scheduler pod as listed (its IP and host are needed beyond :class:`PodInfo`).
     scheduler_pod: Body | None = None
     external_address: str | None = None
+    #: The request's own Service, as read.
+    service: Body | None = None
+    #: Objects that hold one of the request's names but are not the request's: why it cannot run.
+    taken: tuple[str, ...] = ()
+    #: Objects of an earlier request of the same name, still being garbage-collected: what to wait for.
+    leftovers: tuple[str, ...] = ()
 
 
 class Relevant(NamedTuple):
@@ -49,36 +54,58 @@ def relevant(body: Body) -> Relevant:
                     bool(metadata.get("deletionTimestamp")))
 
 
-def heartbeat_of(body: Body) -> float | None:
-    """When the request's client last renewed its heartbeat (epoch seconds), if it ever did."""
-    heartbeat = parse_heartbeat((body["metadata"].get("annotations") or {}).get(HEARTBEAT_ANNOTATION))
-    return heartbeat.timestamp() if heartbeat else None
-
-
 def owned_by(obj: Body, uid: str | None) -> bool:
     """Whether ``obj`` belongs to the request with ``uid`` (a request not yet created has none)."""
     owners = obj.get("metadata", {}).get("ownerReferences") or []
     return uid is None or any(o.get("uid") == uid for o in owners)
 
 
+def name_conflict(kind: str, obj: Body | None, cluster: str, uid: str | None) -> tuple[str, bool] | None:
+    """Why an object found under one of the request's names is not the request's: (message, whether it
+    is a leftover that is going away by itself), or None if it is the request's (or absent).
+
+    Identity is the owner's uid, never the name: a foreign object is never adopted."""
+    if obj is None or owned_by(obj, uid):
+        return None
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name")
+    earlier = any(o.get("kind") == "ConfigMap" and o.get("name") == cluster
+                  for o in metadata.get("ownerReferences") or [])
+    if metadata.get("deletionTimestamp") or earlier:
+        return (f"waiting for {kind} {name} of an earlier request named {cluster} to be deleted by the garbage "
+                "collector", True)
+    return f"{kind} {name} exists and is not owned by this request; delete or rename it", False
+
+
 def observe(cluster: str, uid: str | None, pods: Iterable[Body], expectations: Expectations,
-            service: Body | None = None, pdb: Body | None = None) -> Observation:
+            service: Body | None = None, pdb: Body | None = None, *, retired: frozenset[str] = frozenset(),
+            retiring: int = 0) -> Observation:
+    """``retired``: workers the scheduler has retired (to be deleted, never replaced); ``retiring``: how
+    many a retirement still in flight is taking away."""
     scheduler_pod: Body | None = None
     workers: dict[str, PodInfo] = {}
+    conflicts = [name_conflict("Service", service, cluster, uid),
+                 name_conflict("PodDisruptionBudget", pdb, cluster, uid)]
     for pod in pods:
-        if not owned_by(pod, uid):
-            continue
         component = (pod["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
+        if not owned_by(pod, uid):
+            if component == "scheduler" and pod["metadata"]["name"] == scheduler_name(cluster):
+                conflicts.append(name_conflict("Pod", pod, cluster, uid))
+            continue
         info = PodInfo.from_manifest(pod)
         if component == "scheduler" and info.name == scheduler_name(cluster):
             scheduler_pod = pod
         elif component == "worker":
-            workers[info.name] = info
+            workers[info.name] = dataclasses.replace(info, retired=True) if info.name in retired else info
+    found = [c for c in conflicts if c is not None]
+    own_service = service if service is not None and owned_by(service, uid) else None
     observed = Observed(
         scheduler=PodInfo.from_manifest(scheduler_pod) if scheduler_pod else None,
-        service=service is not None, pdb=pdb is not None,
-        workers=tuple(expectations.overlay(workers).values()))
-    return Observation(observed, scheduler_pod, external_address(service, scheduler_pod))
+        service=own_service is not None, pdb=pdb is not None and owned_by(pdb, uid),
+        workers=tuple(expectations.overlay(workers).values()), retiring=retiring)
+    return Observation(observed, scheduler_pod, external_address(own_service, scheduler_pod), own_service,
+                       taken=tuple(m for m, leftover in found if not leftover),
+                       leftovers=tuple(m for m, leftover in found if leftover))
 
 
 def external_address(service: Body | None, scheduler_pod: Body | None) -> str | None:

@@ -29,6 +29,9 @@ class PodInfo:
     ip: str | None = None
     created: str = ""
     node: str | None = None
+    uid: str | None = None
+    #: Retired by the scheduler (its data moved away): deleted, and never replaced.
+    retired: bool = False
 
     @property
     def done(self) -> bool:
@@ -48,6 +51,7 @@ class PodInfo:
             ip=status.get("podIP"),
             created=str(metadata.get("creationTimestamp") or ""),
             node=(pod.get("spec") or {}).get("nodeName"),
+            uid=metadata.get("uid"),
         )
 
 
@@ -59,10 +63,12 @@ class Observed:
     service: bool = False
     pdb: bool = False
     workers: tuple[PodInfo, ...] = ()
+    #: Workers a retirement in flight is taking away (still active until the scheduler answers).
+    retiring: int = 0
 
     @property
     def active_workers(self) -> list[PodInfo]:
-        return [w for w in self.workers if not w.deleting and not w.done]
+        return [w for w in self.workers if not w.deleting and not w.done and not w.retired]
 
 
 # --- actions -----------------------------------------------------------------------------------------
@@ -84,6 +90,13 @@ class CreatePdb:
 
 
 @dataclasses.dataclass(frozen=True)
+class PatchService:
+    """Give the Service the type the request asks for (a live change)."""
+
+    type: str
+
+
+@dataclasses.dataclass(frozen=True)
 class CreateWorkers:
     count: int
 
@@ -95,6 +108,7 @@ class DeleteCause(enum.Enum):
     WORKER_EXITED = "worker exited"  # restartPolicy Never: a finished worker is replaced by a new pod
     SCHEDULER_EXITED = "scheduler exited"  # deleted so that the next pass recreates it
     SCALE_DOWN = "scale down"
+    RETIRED = "retired"  # the scheduler retired it: its data moved, it is not replaced
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +117,8 @@ class DeletePod:
     cause: DeleteCause
     #: For people: the Event that reports the delete.
     reason: str
+    #: The delete's precondition: only this pod, never a newer one that took its name.
+    uid: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +131,7 @@ class RetireWorkers:
     candidates: tuple[str, ...]
 
 
-Action = CreateSchedulerPod | CreateService | CreatePdb | CreateWorkers | DeletePod | RetireWorkers
+Action = CreateSchedulerPod | CreateService | PatchService | CreatePdb | CreateWorkers | DeletePod | RetireWorkers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +149,9 @@ class Plan:
         return any(isinstance(a, DeletePod) and a.cause is DeleteCause.WORKER_EXITED for a in self.actions)
 
 
-def plan(request: ClusterRequest, observed: Observed, desired_workers: int) -> Plan:
-    """The actions that move ``observed`` towards ``request`` with ``desired_workers`` workers."""
+def plan(request: ClusterRequest, observed: Observed, desired_workers: int, service_type: str | None = None) -> Plan:
+    """The actions that move ``observed`` towards ``request`` with ``desired_workers`` workers;
+    ``service_type`` is the type of the request's Service as it exists (patched when it differs)."""
     actions: list[Action] = []
     if request.deploy_mode == "remote":
         scheduler = observed.scheduler
@@ -143,18 +160,32 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int) -> P
         elif scheduler.done and not scheduler.deleting:
             # A scheduler that exited is gone for good (restartPolicy Never): delete it so the next
             # pass recreates it.
-            actions.append(DeletePod(scheduler.name, DeleteCause.SCHEDULER_EXITED, f"scheduler pod {scheduler.phase}"))
+            actions.append(DeletePod(scheduler.name, DeleteCause.SCHEDULER_EXITED, f"scheduler pod {scheduler.phase}",
+                                     scheduler.uid))
         if not observed.service:
             actions.append(CreateService())
+        elif service_type is not None and service_type != request.scheduler_service_type:
+            actions.append(PatchService(request.scheduler_service_type))
         if not observed.pdb:
             actions.append(CreatePdb())
 
     for worker in observed.workers:
-        if worker.done and not worker.deleting:
+        if worker.deleting:
+            continue
+        if worker.retired:
+            actions.append(DeletePod(worker.name, DeleteCause.RETIRED, "retired by the scheduler", worker.uid))
+        elif worker.done:
             actions.append(DeletePod(worker.name, DeleteCause.WORKER_EXITED,
-                                     f"worker pod {worker.phase}; it will be replaced"))
+                                     f"worker pod {worker.phase}; it will be replaced", worker.uid))
 
     active = observed.active_workers
+    if observed.retiring:
+        # A retirement in flight takes some of the active workers away once the scheduler answers; a
+        # worker that exits meanwhile is most likely one of them. So nothing is replaced or retired until
+        # it answers, unless the request now wants more workers than are left even counting those.
+        if len(active) < desired_workers:
+            actions.append(CreateWorkers(desired_workers - len(active)))
+        return Plan(tuple(actions), desired_workers)
     excess = len(active) - desired_workers
     if excess < 0:
         actions.append(CreateWorkers(-excess))
@@ -162,7 +193,7 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int) -> P
         # Pending pods hold no data and do no work, so they go first (newest first).
         pending = _newest_first(w for w in active if w.phase != "Running")
         for worker in pending[:excess]:
-            actions.append(DeletePod(worker.name, DeleteCause.SCALE_DOWN, "scale down: not yet running"))
+            actions.append(DeletePod(worker.name, DeleteCause.SCALE_DOWN, "scale down: not yet running", worker.uid))
         remaining = excess - min(excess, len(pending))
         if remaining:
             running = _newest_first(w for w in active if w.phase == "Running")
@@ -218,21 +249,21 @@ def adapt_step(spec: AdaptSpec, state: AdaptState, scheduler_target: int | None,
 
 
 def shutdown_reason(request: ClusterRequest, *, now: float, idle_since: float | None,
-                    heartbeat: float | None, observed_since: float) -> str | None:
+                    heartbeat_silence: float) -> str | None:
     """Why the cluster should shut itself down now, or None.
 
-    ``observed_since`` is when this controller started watching the request, so that a request whose
-    client never wrote a heartbeat (or a controller that just restarted) gets a full timeout first.
+    ``heartbeat_silence`` is how long this controller, by its own monotonic clock, has seen no change of
+    the heartbeat annotation (counted from when it first saw the request, so a client that never wrote
+    one, or a controller that just restarted, gets a full timeout first). The heartbeat's value is never
+    compared with the controller's clock: a client whose clock runs an hour ahead or behind is reaped
+    exactly when a correct one would be.
     """
     if request.idle_timeout is not None and idle_since is not None:
         idle_for = now - idle_since
         if idle_for >= request.idle_timeout:
             return (f"the scheduler has been idle for {int(idle_for)} s (idle-timeout is "
                     f"{int(request.idle_timeout)} s); shutting the cluster down")
-    if request.client_heartbeat_timeout is not None:
-        last = max(heartbeat if heartbeat is not None else float("-inf"), observed_since)
-        silent = now - last
-        if silent >= request.client_heartbeat_timeout:
-            return (f"no client heartbeat for {int(silent)} s (client-heartbeat-timeout is "
-                    f"{int(request.client_heartbeat_timeout)} s); the client is gone, reaping the cluster")
+    if request.client_heartbeat_timeout is not None and heartbeat_silence >= request.client_heartbeat_timeout:
+        return (f"no client heartbeat for {int(heartbeat_silence)} s (client-heartbeat-timeout is "
+                f"{int(request.client_heartbeat_timeout)} s); the client is gone, reaping the cluster")
     return None

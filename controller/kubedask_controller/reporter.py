@@ -1,7 +1,10 @@
 """What a request's users see of the controller: the status written back to the request, and Events.
 
-The status is written only when something visible changed (see ``status.status_patch``), so a cluster at
-rest costs no writes; a phase change to Running or Failed is announced as an Event.
+The status is compared with the status actually ON the request (the watched body), not with a memory
+of what was written, so a status a user removes or alters is written again; and it is written only when
+something visible differs (``status.status_patch``), so a cluster at rest costs no writes. Between a
+write and its watch event the written status stands in for the body's (else the next pass would write
+it twice). A phase change to Running or Failed is announced as an Event.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kubedask.spec import ClusterStatus, parse_status
+from kubedask.spec import PHASE_LABEL, STATUS_ANNOTATION, ClusterStatus, parse_status
 
 from . import status
 from .api import ClusterApi
@@ -21,15 +24,40 @@ Body = dict[str, Any]
 
 
 class Reporter:
-    def __init__(self, kube: ClusterApi, body: Body, clock: Clock) -> None:
+    def __init__(self, kube: ClusterApi, body: Body, clock: Clock, echo_timeout: float = 60.0) -> None:
         self.kube = kube
         self.clock = clock
-        #: The request as last seen; Events are posted on it (the driver keeps it current).
-        self.body = body
+        #: How long a write not yet seen in the watch stands in for the body's status.
+        self.echo_timeout = echo_timeout
         metadata = body["metadata"]
         self.namespace, self.name = metadata["namespace"], metadata["name"]
-        self.last_status: ClusterStatus | None = parse_status(metadata.get("annotations"))
-        self.last_labels: dict[str, str] = dict(metadata.get("labels") or {})
+        self.body = body
+        #: The last status annotation and phase this process wrote, and until when it awaits its echo.
+        self._written: tuple[str | None, str | None] | None = None
+        self._unseen_until = float("-inf")
+        #: The request's resourceVersion after the last status write (for preconditions), else the body's.
+        self.resource_version: str | None = metadata.get("resourceVersion")
+
+    def _on_body(self, body: Body) -> tuple[str | None, str | None]:
+        metadata = body["metadata"]
+        return ((metadata.get("annotations") or {}).get(STATUS_ANNOTATION),
+                (metadata.get("labels") or {}).get(PHASE_LABEL))
+
+    def update(self, body: Body) -> bool:
+        """A newer body from the watch; True if its status is not what this process last wrote (a user
+        removed or changed it), so a pass should repair it."""
+        self.body = body
+        self.resource_version = body["metadata"].get("resourceVersion") or self.resource_version
+        if self._written is None:
+            return False
+        if self._on_body(body) == self._written:
+            self._unseen_until = float("-inf")  # our write has come back
+            return False
+        return not self._awaiting_echo
+
+    @property
+    def _awaiting_echo(self) -> bool:
+        return self.clock.monotonic() < self._unseen_until
 
     async def event(self, reason: str, message: str, type_: str = "Normal") -> None:
         log = logger.warning if type_ == "Warning" else logger.info
@@ -41,16 +69,25 @@ class Reporter:
         await self.status(status.invalid_status(message, fingerprint), event=(reason, message, "Warning"))
 
     async def status(self, new: ClusterStatus, event: tuple[str, str, str] | None = None) -> None:
-        """Write ``new`` if it differs from what was last written; ``event`` goes with the write."""
-        patch = status.status_patch(new, self.last_status, self.last_labels, now=status.timestamp(self.clock.wall()))
+        """Write ``new`` if it differs from the status on the request; ``event`` goes with the write."""
+        if self._written is not None and self._awaiting_echo:
+            raw, phase = self._written
+        else:
+            raw, phase = self._on_body(self.body)
+        previous = parse_status({STATUS_ANNOTATION: raw} if raw else None)
+        # Any byte of the annotation not as written (a field added to the JSON) is repaired too.
+        altered = self._written is not None and raw != self._written[0]
+        patch = status.status_patch(new, previous, {PHASE_LABEL: phase} if phase else {},
+                                    now=status.timestamp(self.clock.wall()), force=altered)
         if patch is None:
             return
-        previous_phase = self.last_status.phase if self.last_status else None
         logger.debug("%s/%s: status changes: %s", self.namespace, self.name, patch["metadata"]["annotations"])
-        await self.kube.patch_configmap(self.namespace, self.name, patch)
-        self.last_status = parse_status(patch["metadata"]["annotations"])
-        self.last_labels.update(patch["metadata"]["labels"])
+        patched = await self.kube.patch_configmap(self.namespace, self.name, patch)
+        self._written = (patch["metadata"]["annotations"][STATUS_ANNOTATION], new.phase)
+        self._unseen_until = self.clock.monotonic() + self.echo_timeout
+        if patched is not None:
+            self.resource_version = (patched.get("metadata") or {}).get("resourceVersion") or self.resource_version
         if event:
             await self.event(*event)
-        elif previous_phase != new.phase and new.phase in ("Running", "Failed"):
+        elif (previous.phase if previous else None) != new.phase and new.phase in ("Running", "Failed"):
             await self.event(f"Phase{new.phase}", new.message)

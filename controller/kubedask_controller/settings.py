@@ -28,5 +28,9 @@ class Settings:
     adapt_max_step: int = 100
     #: Seconds between attempts while the API server refuses what a request asks for.
     rejected_retry: float = 60.0
+    #: Seconds between looks while an object that is not the request's holds one of its names.
+    name_taken_retry: float = 10.0
+    #: How long the scheduler may take to retire workers before the scale-down falls back to deleting.
+    retire_timeout: float = 120.0
     #: How the driver talks to a cluster's scheduler, given the scheduler pod's IP.
     scheduler_client: Callable[[str], SchedulerApi] = SchedulerClient

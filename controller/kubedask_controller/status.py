@@ -45,16 +45,37 @@ def invalid_status(message: str, fingerprint: str | None) -> ClusterStatus:
     )
 
 
+def name_taken_status(message: str, fingerprint: str | None) -> ClusterStatus:
+    """An object that is not the request's holds one of its names: the request cannot run (never adopted)."""
+    return ClusterStatus(
+        phase="Failed", message=message, observed_spec=fingerprint,
+        conditions=[Condition(type="RequestValid", status="True", reason="Valid"),
+                    Condition(type="NamesAvailable", status="False", reason="NameTaken", message=message)],
+    )
+
+
+def waiting_status(message: str, fingerprint: str | None) -> ClusterStatus:
+    """Objects of an earlier request of the same name are still being deleted: nothing to do but wait."""
+    return ClusterStatus(
+        phase="Pending", message=message, observed_spec=fingerprint,
+        conditions=[Condition(type="RequestValid", status="True", reason="Valid"),
+                    Condition(type="NamesAvailable", status="False", reason="WaitingForGarbageCollection",
+                              message=message)],
+    )
+
+
 def terminating_status(request: ClusterRequest, message: str) -> ClusterStatus:
     return ClusterStatus(phase="Terminating", message=message, observed_spec=request.fingerprint,
                          conditions=[Condition(type="RequestValid", status="True", reason="Valid")])
 
 
 def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, desired_workers: int,
-                   external_address: str | None = None, scheduler_api: Condition | None = None
-                   ) -> ClusterStatus:
+                   external_address: str | None = None, scheduler_api: Condition | None = None,
+                   scheduler_restart: str | None = None, scheduler_spec: str | None = None) -> ClusterStatus:
     """Phase, message, conditions and counts for a valid request in the observed state.
-    ``scheduler_api`` is shown once the controller has asked the scheduler anything."""
+    ``scheduler_api`` is shown once the controller has asked the scheduler anything.
+    ``scheduler_restart`` says why the running scheduler is not what the request asks for now; then
+    ``observedSpec`` is ``scheduler_spec``, the spec it was made from (never one not applied)."""
     active = observed.active_workers
     counts = WorkerCounts(
         requested=desired_workers,
@@ -80,6 +101,9 @@ def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, 
     ))
     if scheduler_api is not None:
         conditions.append(scheduler_api)
+    if scheduler_restart:
+        conditions.append(Condition(type="SchedulerUpToDate", status="False", reason="RestartNeeded",
+                                    message=scheduler_restart))
     phase: Phase
     if not scheduler_ready:
         phase, message = "Pending", "waiting for the scheduler pod to become ready"
@@ -88,12 +112,14 @@ def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, 
         message = f"{counts.running} of {desired_workers} workers running ({counts.created} created)"
     else:
         phase, message = "Running", f"{desired_workers} workers running"
+    if scheduler_restart:
+        message = f"{message}; {scheduler_restart}"
     return ClusterStatus(
         phase=phase, message=message, conditions=conditions,
         scheduler_address=scheduler_address(request, namespace),
         dashboard_address=dashboard_address(request, namespace),
         external_address=external_address,
-        workers=counts, observed_spec=request.fingerprint,
+        workers=counts, observed_spec=scheduler_spec if scheduler_restart else request.fingerprint,
     )
 
 
@@ -106,11 +132,12 @@ def _comparable(status: ClusterStatus) -> dict[str, Any]:
 
 
 def status_patch(new: ClusterStatus, previous: ClusterStatus | None, labels: Mapping[str, str],
-                 now: str) -> dict[str, Any] | None:
-    """A merge patch for the request's metadata, or None when nothing visible changed; ``now`` stamps
-    ``updatedAt`` and the conditions that changed."""
+                 now: str, force: bool = False) -> dict[str, Any] | None:
+    """A merge patch for the request's metadata, or None when nothing visible changed (unless ``force``:
+    the annotation was altered in a way its parsed value does not show); ``now`` stamps ``updatedAt``
+    and the conditions that changed."""
     label_ok = labels.get(PHASE_LABEL) == new.phase
-    if previous is not None and _comparable(previous) == _comparable(new) and label_ok:
+    if not force and previous is not None and _comparable(previous) == _comparable(new) and label_ok:
         return None
     before = {c.type: c for c in previous.conditions} if previous else {}
     conditions = []

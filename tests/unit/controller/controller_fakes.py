@@ -65,8 +65,14 @@ class FakeKube:
         self.writes = 0
         self.lists = 0
         self._rv = itertools.count(1)
+        self._uid = itertools.count(1)
         #: When set, pod creates fail like an API server refusing them (admission, quota, bad value).
         self.refuse_pods: Exception | None = None
+        #: When set, pod deletes fail like an API server that cannot be reached.
+        self.failing_deletes: Exception | None = None
+        #: The request as stored (``patch_configmap`` merges into it and bumps its resourceVersion), if set.
+        self.configmap: dict[str, Any] | None = None
+        self.service_patches: list[dict[str, Any]] = []
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         self.lists += 1
@@ -80,6 +86,9 @@ class FakeKube:
     async def get_pdb(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.pdbs.get(name)
 
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.pods.get(name))
+
     async def create_pod(self, manifest: dict[str, Any]) -> bool:
         self.writes += 1
         if self.refuse_pods is not None:
@@ -89,31 +98,59 @@ class FakeKube:
             return False
         pod = copy.deepcopy(manifest)
         pod["metadata"]["creationTimestamp"] = f"2026-01-01T00:00:{next(self._rv):02d}Z"
+        pod["metadata"]["uid"] = f"pod-uid-{next(self._uid)}"
         pod["status"] = {"phase": "Pending"}
         self.pods[name] = pod
         return True
 
-    async def delete_pod(self, namespace: str, name: str) -> bool:
+    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
         self.writes += 1
-        return self.pods.pop(name, None) is not None
+        if self.failing_deletes is not None:
+            raise self.failing_deletes
+        pod = self.pods.get(name)
+        if pod is None or (uid is not None and pod["metadata"].get("uid") != uid):
+            return False  # 404, or 409: the precondition names a pod that is gone
+        del self.pods[name]
+        return True
 
     async def create_service(self, manifest: dict[str, Any]) -> bool:
         self.writes += 1
         self.services[manifest["metadata"]["name"]] = manifest
         return True
 
+    async def patch_service(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        self.writes += 1
+        self.service_patches.append(patch)
+        service = self.services.get(name)
+        if service is None:
+            return None
+        service["spec"].update(patch["spec"])
+        return copy.deepcopy(service)
+
     async def create_pdb(self, manifest: dict[str, Any]) -> bool:
         self.writes += 1
         self.pdbs[manifest["metadata"]["name"]] = manifest
         return True
 
-    async def patch_configmap(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    async def patch_configmap(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
         self.writes += 1
         self.configmap_patches.append(patch)
+        if self.configmap is None:
+            return None
+        for part in ("annotations", "labels"):
+            self.configmap["metadata"].setdefault(part, {}).update(patch["metadata"].get(part) or {})
+        self.configmap["metadata"]["resourceVersion"] = str(next(self._rv))
+        return copy.deepcopy(self.configmap)
 
-    async def delete_configmap(self, namespace: str, name: str) -> None:
+    async def delete_configmap(self, namespace: str, name: str, uid: str | None = None,
+                               resource_version: str | None = None) -> bool:
         self.writes += 1
+        stored = self.configmap
+        if stored is not None and (uid not in (None, stored["metadata"]["uid"])
+                                   or resource_version not in (None, stored["metadata"].get("resourceVersion"))):
+            return False  # 409: a precondition failed
         self.configmaps_deleted.append(name)
+        return True
 
     async def post_event(self, request: dict[str, Any], reason: str, message: str,
                          type_: str = "Normal") -> None:

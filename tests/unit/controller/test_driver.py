@@ -172,10 +172,14 @@ async def test_scale_down_deletes_the_workers_the_scheduler_retired(fake_kube: F
     scheduler.retire = [RetiredWorker(name=chosen, host="10.9.9.9")]
     body["data"]["workers"] = "2"
     driver.update(copy.deepcopy(body))
-    await driver.reconcile_once()
+    await driver.reconcile_once()  # asks the scheduler, beside the loop
+    await driver.retirement.finished()
+    await driver.reconcile_once()  # deletes what it retired
     assert scheduler.asked == ["retire 1"]
     assert chosen not in fake_kube.pods and len(fake_kube.workers()) == 2
     assert "WorkersRetired" in fake_kube.reasons()
+    await driver.reconcile_once()
+    assert len(fake_kube.workers()) == 2  # never replaced
 
 
 async def test_scale_down_falls_back_to_deleting_when_the_scheduler_is_unreachable(fake_kube: FakeKube) -> None:
@@ -185,8 +189,11 @@ async def test_scale_down_falls_back_to_deleting_when_the_scheduler_is_unreachab
     body["data"]["workers"] = "1"
     driver.update(copy.deepcopy(body))
     await driver.reconcile_once()
-    assert len(fake_kube.workers()) == 1
+    await driver.retirement.finished()
     assert any(e[0] == "RetireFailed" and e[2] == "Warning" for e in fake_kube.events)
+    await driver.reconcile_once()  # re-observes, then deletes what is still in excess without asking again
+    assert len(fake_kube.workers()) == 1
+    assert scheduler.asked.count("retire 2") == 1
 
 
 @pytest.mark.looptime

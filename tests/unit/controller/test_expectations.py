@@ -47,7 +47,8 @@ async def test_expectations_expire_after_the_timeout() -> None:
 async def test_observe_sorts_pods_and_skips_those_of_an_earlier_request_of_the_same_name() -> None:
     pods = [pod("analysis-scheduler", "scheduler", podIP="10.0.0.1"), pod("analysis-worker-a"),
             pod("analysis-worker-old", uid="uid-0")]
-    seen = observe("analysis", "uid-1", pods, Expectations(LoopClock(), 60), service={}, pdb=None)
+    seen = observe("analysis", "uid-1", pods, Expectations(LoopClock(), 60),
+                   service={"metadata": {"ownerReferences": [{"uid": "uid-1"}]}}, pdb=None)
     assert seen.observed.scheduler is not None and seen.observed.scheduler.ip == "10.0.0.1"
     assert [w.name for w in seen.observed.workers] == ["analysis-worker-a"]
     assert seen.observed.service and not seen.observed.pdb

@@ -1,0 +1,75 @@
+"""What a running cluster runs compared with what its request asks for now, for the changes that are not
+applied by creating or deleting pods. Pure.
+
+- The Service type is applied live: :func:`service_patch` is the merge patch that changes it (the API
+  server drops the node ports of a Service that leaves NodePort/LoadBalancer by itself).
+- The scheduler pod is never restarted by the controller (that would lose every task and all data of a
+  running cluster): its creation is stamped with a hash of its pod (:func:`stamp`), and a scheduler whose
+  stamp differs from the pod the request asks for now is reported as needing a restart
+  (:func:`scheduler_restart_message`); the status keeps naming the spec the scheduler was made from.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubedask.spec import ClusterRequest, scheduler_name
+
+#: On the scheduler pod: a hash of the pod the controller built (before this annotation was added).
+TEMPLATE_HASH_ANNOTATION = "kubedask.io/template-hash"
+#: On the scheduler pod: the fingerprint of the request data it was built from.
+SPEC_ANNOTATION = "kubedask.io/spec"
+
+Manifest = dict[str, Any]
+
+
+def template_hash(manifest: Mapping[str, Any]) -> str:
+    """A hash of what matters in a built pod: its spec, labels and annotations."""
+    metadata = manifest.get("metadata") or {}
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
+                   if k not in (TEMPLATE_HASH_ANNOTATION, SPEC_ANNOTATION)}
+    payload = {"spec": manifest.get("spec"), "labels": metadata.get("labels") or {}, "annotations": annotations}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def stamp(manifest: Mapping[str, Any], fingerprint: str) -> Manifest:
+    """``manifest`` with its template hash and the request fingerprint it was built from."""
+    stamped: Manifest = copy.deepcopy(dict(manifest))
+    annotations = stamped["metadata"].setdefault("annotations", {})
+    annotations[TEMPLATE_HASH_ANNOTATION] = template_hash(manifest)
+    annotations[SPEC_ANNOTATION] = fingerprint
+    return stamped
+
+
+def built_from(pod: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """(template hash, request fingerprint) a pod was stamped with; (None, None) for an unstamped pod
+    (made by an older controller: nothing is known about it, and nothing is claimed)."""
+    annotations = ((pod or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(TEMPLATE_HASH_ANNOTATION), annotations.get(SPEC_ANNOTATION)
+
+
+def scheduler_restart_message(request: ClusterRequest, running: Mapping[str, Any] | None,
+                              wanted: Mapping[str, Any]) -> str | None:
+    """Why the running scheduler pod is not what the request asks for, and what to do; None if it is
+    (or if it is unknown: unstamped)."""
+    running_hash, _ = built_from(running)
+    if running_hash is None or running_hash == template_hash(wanted):
+        return None
+    return (f"the scheduler template changed, but the running scheduler keeps the old one: restarting it would "
+            f"lose the cluster's tasks and data. To apply it, delete the scheduler pod when the cluster is idle "
+            f"(kubectl delete pod {scheduler_name(request.name)}; the controller recreates it and the workers "
+            f"reconnect) or create a new cluster")
+
+
+def service_patch(request: ClusterRequest, service: Mapping[str, Any] | None) -> Manifest | None:
+    """The patch that gives the Service the type the request asks for, if it has another one."""
+    if service is None:
+        return None
+    current = (service.get("spec") or {}).get("type") or "ClusterIP"
+    if current == request.scheduler_service_type:
+        return None
+    return {"spec": {"type": request.scheduler_service_type}}
