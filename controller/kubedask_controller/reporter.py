@@ -82,6 +82,8 @@ class Reporter:
         if patch is None:
             return
         logger.debug("%s/%s: status changes: %s", self.namespace, self.name, patch["metadata"]["annotations"])
+        # Phase Events follow what this process announced, not a phase someone else wrote meanwhile.
+        announced = self._written[1] if self._written is not None else (previous.phase if previous else None)
         patched = await self.kube.patch_configmap(self.namespace, self.name, patch)
         self._written = (patch["metadata"]["annotations"][STATUS_ANNOTATION], new.phase)
         self._unseen_until = self.clock.monotonic() + self.echo_timeout
@@ -89,5 +91,5 @@ class Reporter:
             self.resource_version = (patched.get("metadata") or {}).get("resourceVersion") or self.resource_version
         if event:
             await self.event(*event)
-        elif (previous.phase if previous else None) != new.phase and new.phase in ("Running", "Failed"):
+        elif announced != new.phase and new.phase in ("Running", "Failed"):
             await self.event(f"Phase{new.phase}", new.message)
