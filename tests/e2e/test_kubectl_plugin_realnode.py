@@ -50,7 +50,7 @@ def running(controller: ControllerProcess, api: Any, namespace: str, kubectl: Ca
     cluster = Cluster(api, namespace)
     wait_for("demo to run one ready worker",
              lambda: (s := cluster.status("demo")) is not None and s.phase == "Running" and s.workers.ready == 1,
-             timeout=240)
+             timeout=420)  # the machine's 2 cores are shared by every test session
     return cluster
 
 
@@ -70,9 +70,11 @@ def test_logs_and_dashboard_as_a_user_role_account(running: Cluster, user: str, 
     assert "Scheduler at:" in scheduler.stdout
     worker = running.worker_names("demo")[0]
     suffix = worker.rsplit("-", 1)[1]
-    worker_log = plugin(user, "logs", "demo", "--worker", suffix, "-n", namespace, "--tail", "200")
+    # A ready pod may not have registered with the scheduler yet: the log shows it once it has.
+    worker_log = wait_for("the worker's log to show its registration", lambda: (
+        result if "Registered to:" in (result := plugin(user, "logs", "demo", "--worker", suffix, "-n", namespace,
+                                                        "--tail", "200")).stdout else None), timeout=120, interval=2)
     assert worker_log.returncode == 0, worker_log.stderr
-    assert "Registered to:" in worker_log.stdout
     job = plugin(user, "logs", "demo", "--job", "-n", namespace)
     assert job.returncode == 1 and job.stderr.count("\n") == 1 and "has no job" in job.stderr
 
