@@ -5,6 +5,12 @@ It speaks the Kubernetes ``pods/portforward`` websocket protocol (``v4.channel.k
 broken connection (a scheduler restart, a proxy timeout) never takes the listener or other connections
 with it; the next connection simply opens a new stream.
 
+Surviving the API server going away (a restart, an upgrade): a stream it breaks ends its local connection
+at once, and a silent one (no pong to the websocket heartbeat) within seconds, so Dask's comm notices and
+connects again; a new connection that finds the API server down or unready retries with bounded backoff
+(:class:`~kubedask.reconnect.Reconnect`) before it gives up, closes, and logs a warning naming the cause
+(also kept in :attr:`PortForward.last_error`).
+
 Example:
     >>> forward = PortForward(configuration, "team-a", "analysis-scheduler", [8786, 8787])  # doctest: +SKIP
     >>> await forward.start()  # doctest: +SKIP
@@ -25,14 +31,40 @@ from typing import Any
 import aiohttp
 from kubernetes.client import Configuration
 
+from .reconnect import GaveUp, Reconnect, with_retries
+
 logger = logging.getLogger(__name__)
 
 PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"
 _CHUNK = 64 * 1024
 
 
+#: Seconds between websocket pings; a stream whose pong is late by half of that is closed as dead.
+HEARTBEAT = 10.0
+#: Answers of an API server that is starting, overloaded or behind a restarting proxy: worth a retry.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
 class PortForwardError(ConnectionError):
     """The API server refused or failed a port-forward stream."""
+
+
+def transient(error: BaseException) -> bool:
+    """Whether opening a stream may succeed if tried again soon (the API server is down or not ready)."""
+    if isinstance(error, aiohttp.WSServerHandshakeError):
+        return error.status in TRANSIENT_STATUSES
+    if isinstance(error, aiohttp.ClientSSLError):
+        return False  # a certificate that does not verify will not verify on the next try either
+    return isinstance(error, aiohttp.ClientConnectionError | asyncio.TimeoutError | ConnectionError)
+
+
+def describe(error: BaseException, configuration: Configuration) -> str:
+    """What went wrong opening a stream, in words that name the API server."""
+    if isinstance(error, aiohttp.WSServerHandshakeError):
+        return f"the API server at {configuration.host} answered HTTP {error.status} {error.message}"
+    if isinstance(error, asyncio.TimeoutError):
+        return f"the API server at {configuration.host} did not answer in time"
+    return f"the API server at {configuration.host} is unreachable: {error}"
 
 
 def portforward_url(configuration: Configuration, namespace: str, pod: str, port: int) -> str:
@@ -84,8 +116,14 @@ class PortForward:
         pod: str,
         ports: list[int],
         host: str = "127.0.0.1",
+        reconnect: Reconnect | None = None,
+        heartbeat: float | None = HEARTBEAT,
     ) -> None:
         self.configuration = configuration
+        self.reconnect = reconnect or Reconnect()
+        self.heartbeat = heartbeat
+        #: Why the last connection could not be forwarded (None while the forward works).
+        self.last_error: str | None = None
         self.namespace = namespace
         self.pod = pod
         self.ports = list(ports)
@@ -175,6 +213,11 @@ class PortForward:
         self._connections.add(task)
         try:
             await self._serve(remote, reader, writer)
+        except (GaveUp, aiohttp.WSServerHandshakeError) as e:
+            # No stream at all: the user's next step depends on why, so say it where they look.
+            cause = str(e) if isinstance(e, GaveUp) else describe(e, self.configuration)
+            self.last_error = f"port-forward to pod {self.namespace}/{self.pod} port {remote}: {cause}"
+            logger.warning("%s; the local connection is closed", self.last_error)
         except Exception as e:
             # One connection's failure is that connection's business; the listener keeps accepting.
             logger.debug("port-forward connection to %s:%d ended: %r", self.pod, remote, e)
@@ -184,19 +227,26 @@ class PortForward:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _serve(self, remote: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _open(self, remote: int) -> aiohttp.ClientWebSocketResponse:
         assert self._session is not None
         url = portforward_url(self.configuration, self.namespace, self.pod, remote)
         proxy = getattr(self.configuration, "proxy", None)
-        async with self._session.ws_connect(
+        return await self._session.ws_connect(
             url,
             protocols=(PORTFORWARD_PROTOCOL,),
             headers=auth_headers(self.configuration),
             ssl=ssl_context(self.configuration),
             proxy=proxy or None,
             autoping=True,
+            heartbeat=self.heartbeat,
             max_msg_size=0,
-        ) as ws:
+        )
+
+    async def _serve(self, remote: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ws = await with_retries(lambda: self._open(remote), self.reconnect, transient,
+                                lambda e: describe(e, self.configuration))
+        self.last_error = None
+        async with ws:
             upstream = asyncio.ensure_future(_local_to_ws(reader, ws))
             try:
                 await _ws_to_local(ws, writer, f"{self.namespace}/{self.pod}:{remote}")

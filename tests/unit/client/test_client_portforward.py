@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -11,7 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from kubedask.connect import choose_route
-from kubedask.portforward import PORTFORWARD_PROTOCOL, PortForward, PortForwardError
+from kubedask.portforward import HEARTBEAT, PORTFORWARD_PROTOCOL, PortForward, PortForwardError, transient
+from kubedask.reconnect import GaveUp, Reconnect, with_retries
 from kubernetes.client import Configuration
 
 DEADLINE = 10
@@ -25,13 +27,28 @@ class FakeApiServer:
     seen_headers: list[str] = field(default_factory=list)
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     refuse: bool = False
+    #: Answer this many handshakes with ``status`` (an API server starting up says 503) ...
+    unavailable: int = 0
+    status: int = 503
+    #: ... or every handshake (``-1``: forever).
+    attempts: int = 0
+    #: Accept the stream, then never answer anything, not even a ping (a peer that silently went away).
+    silent: bool = False
 
-    async def portforward(self, request: web.Request) -> web.WebSocketResponse:
+    async def portforward(self, request: web.Request) -> web.StreamResponse:
+        self.attempts += 1
         self.seen_headers.append(request.headers.get("Authorization", ""))
+        if self.unavailable:
+            self.unavailable -= 1
+            return web.Response(status=self.status, text="apiserver is shutting down")
         port = int(request.query["ports"])
-        ws = web.WebSocketResponse(protocols=(PORTFORWARD_PROTOCOL,))
+        ws = web.WebSocketResponse(protocols=(PORTFORWARD_PROTOCOL,), autoping=not self.silent)
         await ws.prepare(request)
         self.sockets.append(ws)
+        if self.silent:
+            async for _ in ws:  # pings arrive as messages and go unanswered
+                pass
+            return ws
         header = port.to_bytes(2, "little")
         await ws.send_bytes(b"\x00" + header)
         await ws.send_bytes(b"\x01" + header)
@@ -84,9 +101,14 @@ async def fake(echo_port: int) -> AsyncIterator[tuple[FakeApiServer, Configurati
     await runner.cleanup()
 
 
+#: Retries on a scale that keeps the tests fast: the policy's arithmetic is tested on fake time below.
+QUICK = Reconnect(first_delay=0.01, max_delay=0.05, budget=2.0)
+
+
 @contextlib.asynccontextmanager
-async def forwarding(configuration: Configuration) -> AsyncIterator[PortForward]:
-    forward = PortForward(configuration, "ns", "c-scheduler", [8786, 8787])
+async def forwarding(configuration: Configuration, reconnect: Reconnect = QUICK,
+                     heartbeat: float | None = HEARTBEAT) -> AsyncIterator[PortForward]:
+    forward = PortForward(configuration, "ns", "c-scheduler", [8786, 8787], reconnect=reconnect, heartbeat=heartbeat)
     await forward.start()
     try:
         yield forward
@@ -171,3 +193,130 @@ async def test_check_passes_when_the_stream_opens(fake: tuple[FakeApiServer, Con
     _, configuration = fake
     async with forwarding(configuration) as forward:
         await forward.check(8786)
+
+
+# --- surviving an API server restart -----------------------------------------------------------------
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_backoff_doubles_up_to_its_cap_within_the_budget() -> None:
+    delays = list(Reconnect(first_delay=0.25, max_delay=2.0, budget=10.0).delays())
+    assert delays == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0]
+    assert sum(delays) <= 10.0
+
+
+async def test_transient_failures_are_retried_with_backoff_until_one_succeeds() -> None:
+    time_ = FakeTime()
+    outcomes: list[Exception | str] = [ConnectionRefusedError("refused"), ConnectionRefusedError("refused"), "open"]
+
+    async def attempt() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    result = await with_retries(attempt, Reconnect(first_delay=0.25, max_delay=2.0, budget=20.0), transient,
+                                sleep=time_.sleep, clock=time_.clock)
+    assert result == "open"
+    assert time_.sleeps == [0.25, 0.5]
+
+
+async def test_retries_stop_at_the_budget_and_name_the_last_cause() -> None:
+    time_ = FakeTime()
+
+    async def attempt() -> str:
+        time_.now += 1.0  # each refused attempt itself takes a second
+        raise ConnectionRefusedError("connection refused")
+
+    with pytest.raises(GaveUp, match=r"unreachable: connection refused \(gave up after \d+ attempts in [\d.]+ s\)"):
+        await with_retries(attempt, Reconnect(first_delay=0.25, max_delay=2.0, budget=10.0), transient,
+                           lambda e: f"the API server is unreachable: {e}", sleep=time_.sleep, clock=time_.clock)
+    assert time_.now <= 10.0 + 1.0  # no attempt starts after the budget (the last one may take its second)
+    assert time_.sleeps and max(time_.sleeps) <= 2.0
+
+
+async def test_a_refusal_that_will_not_change_is_not_retried() -> None:
+    time_ = FakeTime()
+
+    async def attempt() -> str:
+        raise PermissionError("forbidden")
+
+    with pytest.raises(PermissionError):
+        await with_retries(attempt, Reconnect(), lambda e: False, sleep=time_.sleep, clock=time_.clock)
+    assert time_.sleeps == []
+
+
+def test_which_stream_failures_are_worth_a_retry() -> None:
+    def handshake(status: int) -> aiohttp.WSServerHandshakeError:
+        return aiohttp.WSServerHandshakeError(request_info=None, history=(), status=status)  # type: ignore[arg-type]
+
+    assert transient(handshake(503)) and transient(handshake(429)) and transient(handshake(502))
+    assert not transient(handshake(403)) and not transient(handshake(404)) and not transient(handshake(401))
+    assert transient(aiohttp.ServerDisconnectedError())
+    assert transient(ConnectionRefusedError())
+    assert transient(TimeoutError())
+    assert not transient(ValueError("a bug"))
+
+
+async def test_a_connection_made_while_the_api_server_is_unready_gets_through_once_it_is_back(
+        fake: tuple[FakeApiServer, Configuration]) -> None:
+    api, configuration = fake
+    api.unavailable = 3  # the first three handshakes meet an API server that says 503
+    async with forwarding(configuration) as forward:
+        assert await roundtrip(forward.local_ports[8786], b"patient") == b"patient"
+        assert forward.last_error is None
+    assert api.attempts == 4
+
+
+async def test_an_api_server_that_stays_away_closes_the_connection_and_says_why(
+        fake: tuple[FakeApiServer, Configuration], caplog: pytest.LogCaptureFixture) -> None:
+    api, configuration = fake
+    api.unavailable = 10_000
+    caplog.set_level(logging.WARNING, logger="kubedask.portforward")
+    async with forwarding(configuration, reconnect=Reconnect(first_delay=0.01, max_delay=0.02, budget=0.1)) as forward:
+        reader, writer = await asyncio.open_connection("127.0.0.1", forward.local_ports[8786])
+        assert await asyncio.wait_for(reader.read(), DEADLINE) == b""  # closed: Dask's comm sees it at once
+        writer.close()
+        assert forward.last_error is not None
+        assert "pod ns/c-scheduler port 8786" in forward.last_error
+        assert "answered HTTP 503" in forward.last_error and "gave up after" in forward.last_error
+    assert api.attempts > 1
+    assert any("answered HTTP 503" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_forbidden_stream_is_not_retried(fake: tuple[FakeApiServer, Configuration]) -> None:
+    api, configuration = fake
+    api.unavailable, api.status = 10_000, 403
+    async with forwarding(configuration) as forward:
+        reader, writer = await asyncio.open_connection("127.0.0.1", forward.local_ports[8786])
+        assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
+        writer.close()
+        assert forward.last_error is not None and "HTTP 403" in forward.last_error
+    assert api.attempts == 1
+
+
+async def test_a_stream_whose_peer_went_silent_is_closed_by_the_heartbeat(
+        fake: tuple[FakeApiServer, Configuration]) -> None:
+    api, configuration = fake
+    api.silent = True
+    async with forwarding(configuration, heartbeat=0.2) as forward:
+        reader, writer = await asyncio.open_connection("127.0.0.1", forward.local_ports[8786])
+        writer.write(b"anyone?")
+        # No pong within half a heartbeat: the stream is dead, and the local connection ends with it
+        # (instead of Dask waiting forever on a socket nothing will ever answer).
+        assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
+        writer.close()
