@@ -9,18 +9,20 @@ manifests/ holds the same rules; tests/install/test_install_chart.py keeps the t
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [list, watch, patch, delete]
-# The scheduler and worker pods: listed and watched by label, created and deleted to match requests.
+# The scheduler and worker pods: listed and watched by label, read by name (is the scheduler still the
+# one it created?), created and deleted to match requests.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch, create, delete]
-# The scheduler's Service and PodDisruptionBudget: checked and created once; they go away with the
-# request through their ownerReference, so no update or delete is needed.
+  verbs: [get, list, watch, create, delete]
+# The scheduler's Service and PodDisruptionBudget: listed and watched by label (one deleted by hand is
+# recreated), read and created; the Service is patched when the request changes its type. They go
+# away with the request through their ownerReference, so no update or delete is needed.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, create]
+  verbs: [get, list, watch, create]
 # Events on requests, so `kubectl describe configmap NAME` explains what happened.
 - apiGroups: [""]
   resources: [events]
