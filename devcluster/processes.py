@@ -96,6 +96,7 @@ class Processes:
         if pid is None or not is_running(pid):
             raise ComponentError(f"{name} is not running (no live process in {self.pids / (name + '.pid')})")
         _signal_group(pid, sig)
+        _wait_stopped(pid, sig == signal.SIGSTOP)
 
     def wait_healthy(self, name: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
         """Poll ``check`` until it is true; fail naming the component if it dies or times out."""
@@ -120,12 +121,22 @@ class Processes:
 
 
 def pause(pid: int) -> None:
-    """SIGSTOP one process (e.g. a controller under test): frozen in place, its clocks keep running."""
+    """SIGSTOP one process (e.g. a controller under test): frozen in place, its clocks keep running.
+    Returns once the kernel has stopped it."""
     os.kill(pid, signal.SIGSTOP)
+    _wait_stopped(pid, True)
 
 
 def resume(pid: int) -> None:
     os.kill(pid, signal.SIGCONT)
+    _wait_stopped(pid, False)
+
+
+def _wait_stopped(pid: int, stopped: bool, timeout: float = 5.0) -> None:
+    """Signals are delivered asynchronously: wait (briefly) until the process is in the state asked for."""
+    deadline = time.monotonic() + timeout
+    while is_stopped(pid) != stopped and is_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def is_stopped(pid: int) -> bool:
