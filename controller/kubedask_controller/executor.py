@@ -2,8 +2,10 @@
 
 Creates go in a slow start (a small first batch proves the API server accepts the pod, then the rest with
 a bounded number in flight); every create and delete is registered with the :class:`Expectations` before
-it is sent. A refusal no retry would fix soon (admission, quota, an invalid value) raises
-:class:`Rejected`, which the driver reports like an invalid request.
+it is sent, and every delete names the pod's uid. A refusal no retry would fix soon (admission, quota, an
+invalid value) raises :class:`Rejected`, which the driver reports like an invalid request; a name held by
+an object that is not the request's raises :class:`NameTaken`. Retiring is started here and runs beside
+the loop (:mod:`retirement`).
 """
 
 from __future__ import annotations

@@ -176,3 +176,20 @@ async def test_a_slow_answer_holds_up_only_its_own_call(kube: Kube, kmock: Kuber
     finally:
         gate.set()
     assert await asyncio.wait_for(create, 10) is True
+
+
+async def test_deletes_carry_uid_and_resource_version_preconditions(kube: Kube, kmock: KubernetesEmulator) -> None:
+    await kube.create_pod(pod("c-worker-jjjjj"))
+    await kube.delete_pod(NS, "c-worker-jjjjj", "pod-uid-1")
+    [sent] = list(kmock[f"delete {PODS}/c-worker-jjjjj"])
+    assert sent.data["preconditions"] == {"uid": "pod-uid-1"}
+    configmaps = f"/api/v1/namespaces/{NS}/configmaps/analysis"
+    await kube.delete_configmap(NS, "analysis", "cm-uid", "42")  # the emulator has none: 404, read as gone
+    [sent] = list(kmock[f"delete {configmaps}"])
+    assert sent.data["preconditions"] == {"uid": "cm-uid", "resourceVersion": "42"}
+
+
+async def test_a_failed_delete_precondition_reads_as_already_gone(kube: Kube, kmock: KubernetesEmulator) -> None:
+    message = "Precondition failed: UID in precondition: cm-uid, UID in object meta: other"
+    kmock[f"delete /api/v1/namespaces/{NS}/configmaps/analysis"] << 409 << status(409, "Conflict", message)
+    assert await kube.delete_configmap(NS, "analysis", "cm-uid") is False
