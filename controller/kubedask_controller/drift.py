@@ -4,8 +4,8 @@ applied by creating or deleting pods. Pure.
 - The Service type is applied live: :func:`service_patch` is the merge patch that changes it (the API
   server drops the node ports of a Service that leaves NodePort/LoadBalancer by itself).
 - The scheduler pod is never restarted by the controller (that would lose every task and all data of a
-  running cluster): its creation is stamped with a hash of its pod (:func:`stamp`), and a scheduler whose
-  stamp differs from the pod the request asks for now is reported as needing a restart
+  running cluster): its creation is stamped with a hash of its template (:func:`stamp`), and a scheduler
+  whose stamp differs from the template the request has now is reported as needing a restart
   (:func:`scheduler_restart_message`); the status keeps naming the spec the scheduler was made from.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from kubedask.spec import ClusterRequest, scheduler_name
 
-#: On the scheduler pod: a hash of the pod the controller built (before this annotation was added).
+#: On the scheduler pod: a hash of the template it was made from.
 TEMPLATE_HASH_ANNOTATION = "kubedask.io/template-hash"
 #: On the scheduler pod: the fingerprint of the request data it was built from.
 SPEC_ANNOTATION = "kubedask.io/spec"
@@ -27,21 +27,21 @@ SPEC_ANNOTATION = "kubedask.io/spec"
 Manifest = dict[str, Any]
 
 
-def template_hash(manifest: Mapping[str, Any]) -> str:
-    """A hash of what matters in a built pod: its spec, labels and annotations."""
-    metadata = manifest.get("metadata") or {}
-    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
-                   if k not in (TEMPLATE_HASH_ANNOTATION, SPEC_ANNOTATION)}
-    payload = {"spec": manifest.get("spec"), "labels": metadata.get("labels") or {}, "annotations": annotations}
+def template_hash(request: ClusterRequest) -> str:
+    """A hash of what the scheduler pod is made from: the scheduler template as admitted (policy defaults
+    filled in), or the worker template it is derived from. The request's inputs, not the built pod, so a
+    controller upgrade that builds pods differently never flags every running scheduler."""
+    source = request.scheduler_template or request.worker_template
+    payload = {"derived": request.scheduler_template is None, "template": source.model_dump(mode="json")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def stamp(manifest: Mapping[str, Any], fingerprint: str) -> Manifest:
-    """``manifest`` with its template hash and the request fingerprint it was built from."""
+def stamp(manifest: Mapping[str, Any], request: ClusterRequest) -> Manifest:
+    """``manifest`` (the scheduler pod) with the template hash and the request fingerprint it is made from."""
     stamped: Manifest = copy.deepcopy(dict(manifest))
     annotations = stamped["metadata"].setdefault("annotations", {})
-    annotations[TEMPLATE_HASH_ANNOTATION] = template_hash(manifest)
-    annotations[SPEC_ANNOTATION] = fingerprint
+    annotations[TEMPLATE_HASH_ANNOTATION] = template_hash(request)
+    annotations[SPEC_ANNOTATION] = request.fingerprint
     return stamped
 
 
@@ -52,12 +52,11 @@ def built_from(pod: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
     return annotations.get(TEMPLATE_HASH_ANNOTATION), annotations.get(SPEC_ANNOTATION)
 
 
-def scheduler_restart_message(request: ClusterRequest, running: Mapping[str, Any] | None,
-                              wanted: Mapping[str, Any]) -> str | None:
+def scheduler_restart_message(request: ClusterRequest, running: Mapping[str, Any] | None) -> str | None:
     """Why the running scheduler pod is not what the request asks for, and what to do; None if it is
     (or if it is unknown: unstamped)."""
     running_hash, _ = built_from(running)
-    if running_hash is None or running_hash == template_hash(wanted):
+    if running_hash is None or running_hash == template_hash(request):
         return None
     return (f"the scheduler template changed, but the running scheduler keeps the old one: restarting it would "
             f"lose the cluster's tasks and data. To apply it, delete the scheduler pod when the cluster is idle "

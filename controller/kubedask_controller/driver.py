@@ -146,10 +146,7 @@ class RequestDriver:
             return self.settings.rejected_retry
         except NameTaken as exc:
             return await self._blocked(request, seen, str(exc))
-        restart = None
-        if seen.scheduler_pod is not None:
-            wanted = builders.build_scheduler_pod(request, self.namespace, self.executor.owner)
-            restart = drift.scheduler_restart_message(request, seen.scheduler_pod, wanted)
+        restart = drift.scheduler_restart_message(request, seen.scheduler_pod)
         await self.reporter.status(status.cluster_status(
             request, self.namespace, seen.observed, desired, seen.external_address, self.polls.condition,
             scheduler_restart=restart, scheduler_spec=drift.built_from(seen.scheduler_pod)[1]))

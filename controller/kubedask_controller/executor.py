@@ -99,7 +99,7 @@ class Executor:
             await self.event("PodsDeleted", f"deleted {len(deleted)} pods: {shown}")
 
     async def create_scheduler(self, request: ClusterRequest) -> None:
-        manifest = drift.stamp(builders.build_scheduler_pod(request, self.namespace, self.owner), request.fingerprint)
+        manifest = drift.stamp(builders.build_scheduler_pod(request, self.namespace, self.owner), request)
         if await _refused_as_rejected("scheduler pod", self.kube.create_pod(manifest)):
             await self.event("SchedulerCreated", f"created scheduler pod {scheduler_name(self.name)}")
             return

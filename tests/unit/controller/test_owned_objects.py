@@ -9,7 +9,7 @@ import copy
 from typing import Any
 
 import pytest
-from controller_fakes import FakeKube, configmap, request_data
+from controller_fakes import WORKER_TEMPLATE, FakeKube, configmap, request_data
 from kubedask.spec import fingerprint, parse_status
 from kubedask_controller.driver import RequestDriver
 from kubedask_controller.policy import Policy
@@ -147,3 +147,15 @@ async def test_a_scale_change_alone_never_asks_for_a_scheduler_restart(fake_kube
     await driver.reconcile_once()
     status = parse_status(fake_kube.configmap_patches[-1]["metadata"]["annotations"])
     assert status is not None and status.condition("SchedulerUpToDate") is None
+
+
+async def test_a_changed_worker_template_asks_for_a_restart_of_a_scheduler_derived_from_it(
+        fake_kube: FakeKube) -> None:
+    driver = new_driver(fake_kube, configmap(request_data(workers=1)))
+    await driver.reconcile_once()
+    template: dict[str, Any] = copy.deepcopy(WORKER_TEMPLATE)
+    template["spec"]["containers"][0]["image"] = "ghcr.io/dask/dask:2026.1.0"
+    driver.update(configmap(request_data(workers=1, worker_template=template)))
+    await driver.reconcile_once()
+    condition = last_status(fake_kube).condition("SchedulerUpToDate")
+    assert condition is not None and condition.reason == "RestartNeeded"
