@@ -61,6 +61,8 @@ class Executor:
                       scheduler: SchedulerApi | None) -> None:
         deleted: list[str] = []
         uids = {w.name: w.uid for w in observed.workers}
+        # A failed retirement makes only the very next scale-down delete without asking (taken each pass).
+        fallback = self.retirement.take_fallback()
         for action in plan.actions:
             match action:
                 case reconcile.CreateSchedulerPod():
@@ -83,7 +85,7 @@ class Executor:
                     created = await self.create_workers(request, count)
                     await self.event("ScaledUp", f"created {created} worker pods (target {plan.desired_workers})")
                 case reconcile.RetireWorkers(count=count, candidates=candidates):
-                    if scheduler is not None and not self.retirement.take_fallback():
+                    if scheduler is not None and not fallback:
                         # Beside the loop: the retired pods are deleted by a later pass.
                         self.retirement.start(scheduler, count, candidates,
                                               {w.ip: w.name for w in observed.workers if w.ip}, self.event)

@@ -41,7 +41,8 @@ class Retirement:
         return self._count if self._task is not None and not self._task.done() else 0
 
     def take_fallback(self) -> bool:
-        """Whether the last retirement failed, so this scale-down deletes without asking; asked once."""
+        """Whether the last retirement failed, so this pass's scale-down deletes without asking; asked once
+        per pass (a later scale-down asks the scheduler again)."""
         fallback, self._fallback = self._fallback, False
         return fallback
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from controller_fakes import FakeKube, FakeScheduler, configmap, request_data
 from kubedask_controller.controller import Controller
-from kubedask_controller.scheduler import RetiredWorker
+from kubedask_controller.scheduler import RetiredWorker, SchedulerUnavailable
 from test_driver import last_status, new_controller
 
 pytestmark = pytest.mark.looptime
@@ -112,4 +112,34 @@ async def test_a_request_scaled_up_again_during_a_retire_gets_its_workers(fake_k
     scale(controller, body, 5)  # more than are left even if the retire keeps all of them
     await asyncio.sleep(5)
     assert len(fake_kube.workers()) == 5
+    await controller.stop()
+
+
+async def test_after_a_failed_retire_a_later_scale_down_asks_the_scheduler_again(fake_kube: FakeKube) -> None:
+    scheduler = HangingScheduler()
+    controller, body = await started(fake_kube, scheduler, 3)
+    gate = asyncio.Event()
+
+    async def refuse_later(n: int) -> list[RetiredWorker]:
+        scheduler.asked.append(f"retire {n}")
+        await gate.wait()
+        raise SchedulerUnavailable("scheduler 10.0.0.1 answered HTTP 500")
+
+    scheduler.retire_workers = refuse_later  # type: ignore[method-assign]
+    scale(controller, body, 2)
+    await asyncio.sleep(5)
+    exited = fake_kube.workers()[0]  # the worker it was retiring exits, then the answer is an error
+    fake_kube.pods[exited]["status"] = {"phase": "Succeeded"}
+    controller.on_pod_event("MODIFIED", fake_kube.pods[exited])
+    await asyncio.sleep(5)
+    gate.set()
+    await asyncio.sleep(5)
+    assert "RetireFailed" in fake_kube.reasons() and len(fake_kube.workers()) == 2  # nothing was in excess
+    del scheduler.retire_workers  # answers again
+    scheduler.answer.set()
+    scheduler.retire = [RetiredWorker(name=fake_kube.workers()[0], host=None)]
+    scale(controller, body, 1)
+    await asyncio.sleep(5)
+    assert scheduler.asked == ["retire 1", "retire 1"]  # the later scale-down asked, it did not just delete
+    assert "WorkersRetired" in fake_kube.reasons() and len(fake_kube.workers()) == 1
     await controller.stop()
