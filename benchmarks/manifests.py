@@ -17,6 +17,15 @@ from kubedask.spec import build_request_configmap, build_request_data
 Manifest = dict[str, Any]
 
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}
+#: The benchmark cluster's admin policy for kubedask (environment overrides of the controller's policy):
+#: its simulated nodes are tainted, and one namespace holds every cluster of a run.
+KUBEDASK_POLICY_ENV = {
+    "KUBEDASK_POLICY_ALLOWED_TOLERATIONS": "k8s.dask.org/dedicated,k8s.dask.org_dedicated,nvidia.com/gpu,"
+                                           "kwok.x-k8s.io/node",
+    "KUBEDASK_POLICY_MAX_CLUSTERS_PER_NAMESPACE": "1000",
+    "KUBEDASK_POLICY_MAX_WORKERS_PER_NAMESPACE": "100000",
+    "KUBEDASK_POLICY_MAX_WORKERS": "10000",
+}
 SIMULATED_NODE_SELECTOR = {"type": "kwok"}
 IMAGE = "ghcr.io/dask/dask:latest"
 #: Labels both kubedask and the operator put on worker pods (the classic dask-kubernetes ones).

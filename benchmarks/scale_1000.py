@@ -23,6 +23,8 @@ from typing import Any
 import kubernetes
 from kubedask.spec import build_request_configmap, build_request_data
 
+from benchmarks import manifests
+
 REPO = Path(__file__).resolve().parents[1]
 KWOK = {"tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake",
                          "effect": "NoSchedule"}],
@@ -70,7 +72,7 @@ def bench_raw(core: Any, namespace: str, workers: int, threads: int) -> float:
 
 
 def bench_kubedask(core: Any, namespace: str, workers: int, kubeconfig: str, log: Path) -> float:
-    env = {**os.environ, "KUBECONFIG": kubeconfig,
+    env = {**os.environ, **manifests.KUBEDASK_POLICY_ENV, "KUBECONFIG": kubeconfig,
            "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("client", "controller", "."))}
     with log.open("wb") as out:
         controller = subprocess.Popen(

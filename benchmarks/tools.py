@@ -124,7 +124,7 @@ class KubedaskTool(_ControllerTool):
 
     def _env(self) -> dict[str, str]:
         path = os.pathsep.join(str(REPO / p) for p in ("client", "controller", "."))
-        return {**super()._env(), "PYTHONPATH": path}
+        return {**super()._env(), **manifests.KUBEDASK_POLICY_ENV, "PYTHONPATH": path}
 
     def _request(self, namespace: str, name: str, workers: int) -> manifests.Manifest:
         return manifests.kubedask_request(name, namespace, workers)
