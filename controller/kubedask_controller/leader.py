@@ -79,8 +79,10 @@ class LeaderElector:
             if self.on_started_leading:
                 self.on_started_leading()
             return
+        was_leader = False  # as of the end of the previous round (the deadline may pass while sleeping)
         while True:
-            was_leader = self.is_leader
+            # Lapsed since the last round (a pause, a slow round): drivers that found no lease wait for a wake-up.
+            lapsed = not self.is_leader
             try:
                 await self._try_acquire_or_renew()
             except (ApiException, OSError) as exc:
@@ -91,12 +93,13 @@ class LeaderElector:
                 self.settled = True
             leader = self.is_leader
             metrics.LEADER.set(1 if leader else 0)
-            if leader and not was_leader:
+            if leader and (lapsed or not was_leader):
                 logger.info("leader election: %s is now the leader", self.identity)
                 if self.on_started_leading:
                     self.on_started_leading()
             elif was_leader and not leader:
                 logger.warning("leader election: %s lost the lease", self.identity)
+            was_leader = leader
             await asyncio.sleep(self.retry_period)
 
     async def _try_acquire_or_renew(self) -> None:

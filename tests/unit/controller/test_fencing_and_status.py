@@ -207,3 +207,20 @@ async def test_a_heartbeat_renewed_during_the_reaping_keeps_the_cluster(fake_kub
     assert kube.configmaps_deleted == []  # the precondition failed: the client is alive after all
     assert kube.writes > 0
     await controller.stop()
+
+
+@pytest.mark.looptime
+async def test_a_leader_whose_lease_lapsed_between_two_rounds_wakes_its_drivers_when_it_renews() -> None:
+    leases = FakeLeases()
+    woken: list[float] = []
+    a = LeaderElector(leases, "ns", identity="a", lease_duration=30, renew_deadline=20, retry_period=5,
+                      on_started_leading=lambda: woken.append(asyncio.get_running_loop().time()))
+    task = asyncio.create_task(a.run())
+    try:
+        await asyncio.sleep(1)
+        assert len(woken) == 1
+        a._renewed_at -= 25  # as after a pause shorter than the standby's takeover: lapsed, then renewed
+        await asyncio.sleep(5)
+        assert a.is_leader and len(woken) == 2  # drivers stopped by the fence meanwhile are woken again
+    finally:
+        task.cancel()
