@@ -159,6 +159,7 @@ class RequestDriver:
         """One of the request's names is held by an object that is not its own: Failed (never adopted),
         or Pending while an earlier request's objects are garbage-collected. Looked at again soon: a
         foreign object need not carry labels that the watch would see go."""
+        metrics.RECONCILES.labels(result="blocked").inc()
         message = taken or (seen.taken[0] if seen.taken else None)
         if message:
             await self.reporter.status(status.name_taken_status(message, request.fingerprint),

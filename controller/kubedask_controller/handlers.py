@@ -1,5 +1,8 @@
 """Thin Kopf wiring: settings, startup/cleanup, and watch events forwarded to the request loops.
 
+Every kind the controller owns (pods, Services, PodDisruptionBudgets) is watched, label-selected on the
+server like the requests, so one deleted by hand is recreated within seconds rather than at the resync.
+
 Only ``on.event`` handlers are used: they store nothing in the watched objects (no diff base, no
 progress annotations), so the controller's writes are exactly the ones its request drivers make
 (``driver.py``, through ``executor.py`` and ``reporter.py``).
