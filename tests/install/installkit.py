@@ -282,3 +282,23 @@ def small_worker_spec() -> Any:
     return make_pod_spec(
         image="ghcr.io/dask/dask:latest", memory_limit="1G", memory_request="256M", cpu_limit=1, cpu_request="100m"
     )
+
+
+def one_worker_request(name: str) -> str:
+    """A minimal request ConfigMap (YAML for ``kubectl apply``): one small worker, the local image."""
+    return f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  labels: {{kubedask.io/request: cluster}}
+data:
+  workers: "1"
+  worker-template: |
+    kind: Pod
+    spec:
+      containers:
+      - name: dask-worker
+        image: ghcr.io/dask/dask:latest
+        args: [dask-worker, --nthreads, "1"]
+"""

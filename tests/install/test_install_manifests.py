@@ -27,6 +27,7 @@ from installkit import (
     PATIENT_CLIENT_CONFIG,
     Doc,
     load_dir,
+    one_worker_request,
     relocate,
     small_worker_spec,
     to_yaml,
@@ -117,22 +118,7 @@ def test_kubectl_apply_manifests_serves_the_users_namespace(
     assert applied.remaining() == []
 
 
-OWN_NAMESPACE_REQUEST = """\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: own-namespace
-  labels: {kubedask.io/request: cluster}
-data:
-  workers: "1"
-  worker-template: |
-    kind: Pod
-    spec:
-      containers:
-      - name: dask-worker
-        image: ghcr.io/dask/dask:latest
-        args: [dask-worker, --nthreads, "1"]
-"""
+OWN_NAMESPACE_REQUEST = one_worker_request("own-namespace")
 
 
 @pytest.mark.parametrize("applied", [MANIFESTS_ALL_NAMESPACES], ids=["all-namespaces"], indirect=True)

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from installkit import REPO, can_i, controller_container, one, render, service_account, to_yaml
+from installkit import (
+    REPO,
+    can_i,
+    controller_container,
+    one,
+    one_worker_request,
+    render,
+    service_account,
+    to_yaml,
+)
 
 # What the controller does in a namespace it serves (resource, verb).
 CONTROLLER_NEEDS = [
@@ -224,22 +233,7 @@ def test_user_role_lets_a_user_run_dask_clusters_without_pod_rights(
     assert denied(kubectl, user, needs, other_namespace) == []
 
 
-REQUEST = """\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: rbac-check
-  labels: {kubedask.io/request: cluster}
-data:
-  workers: "1"
-  worker-template: |
-    kind: Pod
-    spec:
-      containers:
-      - name: dask-worker
-        image: ghcr.io/dask/dask:latest
-        args: [dask-worker, --nthreads, "1"]
-"""
+REQUEST = one_worker_request("rbac-check")
 
 
 def test_controller_works_with_exactly_the_chart_rbac(
