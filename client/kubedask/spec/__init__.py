@@ -6,8 +6,10 @@ them) import this package, so it depends only on pydantic and PyYAML. Its module
 
 - :mod:`.names`: labels, annotations, request keys, ports, name rules and derived object names;
 - :mod:`.request`: the request model, :func:`parse_request` and :func:`build_request_data`;
+- :mod:`.values`: whole numbers, choices and durations inside a request;
 - :mod:`.template`: pod templates inside a request;
-- :mod:`.status`: the status the controller writes and the heartbeat the client writes;
+- :mod:`.status`: the status the controller writes (with a batch job's outcome) and the heartbeat the client
+  writes;
 - :mod:`.safe_yaml`: bounded parsing of untrusted YAML;
 - :mod:`.errors`: :class:`RequestError` and the translation of pydantic's errors into kubedask's words.
 
@@ -29,10 +31,13 @@ from .names import (
     COMPONENT_LABEL,
     DASHBOARD_PORT,
     HEARTBEAT_ANNOTATION,
+    JOB_COMPONENT,
     KEY_ADAPT,
     KEY_DEPLOY_MODE,
     KEY_HEARTBEAT_TIMEOUT,
     KEY_IDLE_TIMEOUT,
+    KEY_JOB_TEMPLATE,
+    KEY_JOB_TTL,
     KEY_SCHEDULER_ADDRESS,
     KEY_SCHEDULER_TEMPLATE,
     KEY_SERVICE_TYPE,
@@ -48,6 +53,7 @@ from .names import (
     SCHEDULER_PORT,
     STATUS_ANNOTATION,
     is_valid_name,
+    job_name,
     name_problem,
     scheduler_name,
     validate_name,
@@ -70,6 +76,8 @@ from .safe_yaml import MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH, dump_template, sa
 from .status import (
     ClusterStatus,
     Condition,
+    JobState,
+    JobStatus,
     Phase,
     WorkerCounts,
     format_heartbeat,
@@ -79,14 +87,15 @@ from .status import (
 from .template import PodTemplate, is_pod_manifest, parse_template, template_from_dict, template_problem
 
 __all__ = [
-    "ALL_KEYS", "CLUSTER_NAME_LABEL", "COMPONENT_LABEL", "DASHBOARD_PORT", "HEARTBEAT_ANNOTATION", "KEY_ADAPT",
-    "KEY_DEPLOY_MODE", "KEY_HEARTBEAT_TIMEOUT", "KEY_IDLE_TIMEOUT", "KEY_SCHEDULER_ADDRESS", "KEY_SCHEDULER_TEMPLATE",
-    "KEY_SERVICE_TYPE", "KEY_WORKERS", "KEY_WORKER_TEMPLATE", "MANAGED_BY_LABEL", "MANAGED_BY_VALUE",
-    "MAX_NAME_LENGTH", "MAX_TEMPLATE_BYTES", "MAX_TEMPLATE_DEPTH", "MAX_WORKERS", "PHASE_LABEL", "REQUEST_LABEL",
-    "REQUEST_LABEL_VALUE", "REQUEST_SELECTOR", "SCHEDULER_PORT", "STATUS_ANNOTATION", "AdaptSpec", "ClusterRequest",
-    "ClusterStatus", "Condition", "DeployMode", "Phase", "PodTemplate", "RequestError", "ServiceType", "WorkerCounts",
-    "build_request_configmap", "build_request_data", "describe_validation_error", "dump_template", "fingerprint",
-    "format_duration", "format_heartbeat", "from_validation_error", "is_pod_manifest", "is_valid_name",
-    "name_problem", "parse_duration", "parse_heartbeat", "parse_request", "parse_status", "parse_template",
-    "safe_load_yaml", "scheduler_name", "template_from_dict", "template_problem", "validate_name", "worker_name",
+    "ALL_KEYS", "CLUSTER_NAME_LABEL", "COMPONENT_LABEL", "DASHBOARD_PORT", "HEARTBEAT_ANNOTATION", "JOB_COMPONENT",
+    "KEY_ADAPT", "KEY_DEPLOY_MODE", "KEY_HEARTBEAT_TIMEOUT", "KEY_IDLE_TIMEOUT", "KEY_JOB_TEMPLATE", "KEY_JOB_TTL",
+    "KEY_SCHEDULER_ADDRESS", "KEY_SCHEDULER_TEMPLATE", "KEY_SERVICE_TYPE", "KEY_WORKERS", "KEY_WORKER_TEMPLATE",
+    "MANAGED_BY_LABEL", "MANAGED_BY_VALUE", "MAX_NAME_LENGTH", "MAX_TEMPLATE_BYTES", "MAX_TEMPLATE_DEPTH",
+    "MAX_WORKERS", "PHASE_LABEL", "REQUEST_LABEL", "REQUEST_LABEL_VALUE", "REQUEST_SELECTOR", "SCHEDULER_PORT",
+    "STATUS_ANNOTATION", "AdaptSpec", "ClusterRequest", "ClusterStatus", "Condition", "DeployMode", "JobState",
+    "JobStatus", "Phase", "PodTemplate", "RequestError", "ServiceType", "WorkerCounts", "build_request_configmap",
+    "build_request_data", "describe_validation_error", "dump_template", "fingerprint", "format_duration",
+    "format_heartbeat", "from_validation_error", "is_pod_manifest", "is_valid_name", "job_name", "name_problem",
+    "parse_duration", "parse_heartbeat", "parse_request", "parse_status", "parse_template", "safe_load_yaml",
+    "scheduler_name", "template_from_dict", "template_problem", "validate_name", "worker_name",
 ]

@@ -5,8 +5,8 @@ objects named here; both import these constants and functions, so a name is spel
 
 Example::
 
-    >>> scheduler_name("analysis"), worker_name("analysis", "x7k2p")
-    ('analysis-scheduler', 'analysis-worker-x7k2p')
+    >>> scheduler_name("analysis"), worker_name("analysis", "x7k2p"), job_name("analysis")
+    ('analysis-scheduler', 'analysis-worker-x7k2p', 'analysis-job')
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "kubedask"
 CLUSTER_NAME_LABEL = "dask.org/cluster-name"
 COMPONENT_LABEL = "dask.org/component"
+#: The ``dask.org/component`` label value of a batch job's pod (beside ``scheduler`` and ``worker``).
+JOB_COMPONENT = "job"
 
 KEY_WORKERS = "workers"
 KEY_WORKER_TEMPLATE = "worker-template"
@@ -37,9 +39,14 @@ KEY_IDLE_TIMEOUT = "idle-timeout"
 KEY_DEPLOY_MODE = "deploy-mode"
 KEY_SCHEDULER_ADDRESS = "scheduler-address"
 KEY_HEARTBEAT_TIMEOUT = "client-heartbeat-timeout"
+#: A batch job: a pod the controller runs against the cluster once its scheduler is ready; the cluster
+#: goes when it ends, the request stays with phase Succeeded or Failed (see docs/jobs.md).
+KEY_JOB_TEMPLATE = "job-template"
+#: How long a finished job's request is kept before the controller deletes it.
+KEY_JOB_TTL = "job-ttl"
 ALL_KEYS = (
     KEY_WORKERS, KEY_WORKER_TEMPLATE, KEY_SCHEDULER_TEMPLATE, KEY_SERVICE_TYPE, KEY_ADAPT,
-    KEY_IDLE_TIMEOUT, KEY_DEPLOY_MODE, KEY_SCHEDULER_ADDRESS, KEY_HEARTBEAT_TIMEOUT,
+    KEY_IDLE_TIMEOUT, KEY_DEPLOY_MODE, KEY_SCHEDULER_ADDRESS, KEY_HEARTBEAT_TIMEOUT, KEY_JOB_TEMPLATE, KEY_JOB_TTL,
 )
 
 SCHEDULER_PORT = 8786
@@ -63,6 +70,11 @@ def worker_name(cluster: str, suffix: str) -> str:
     ``worker_name(cluster, "")`` is the prefix every worker pod name of the cluster starts with.
     """
     return f"{cluster}-worker-{suffix}"
+
+
+def job_name(cluster: str) -> str:
+    """A batch job's pod name: ``NAME-job``."""
+    return f"{cluster}-job"
 
 
 def name_problem(name: str) -> str | None:

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,6 +30,8 @@ from .names import (
     KEY_DEPLOY_MODE,
     KEY_HEARTBEAT_TIMEOUT,
     KEY_IDLE_TIMEOUT,
+    KEY_JOB_TEMPLATE,
+    KEY_JOB_TTL,
     KEY_SCHEDULER_ADDRESS,
     KEY_SCHEDULER_TEMPLATE,
     KEY_SERVICE_TYPE,
@@ -41,8 +43,10 @@ from .names import (
 )
 from .safe_yaml import dump_template, safe_load_yaml
 from .template import PodTemplate, parse_template
+from .values import MAX_WORKERS, format_duration, optional_duration, parse_choice, parse_duration, parse_int
 
-MAX_WORKERS = 100_000
+__all__ = ["MAX_WORKERS", "AdaptSpec", "ClusterRequest", "DeployMode", "ServiceType", "build_request_configmap",
+           "build_request_data", "fingerprint", "format_duration", "parse_duration", "parse_request"]
 
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 DeployMode = Literal["remote", "local"]
@@ -50,9 +54,6 @@ _SERVICE_TYPES: tuple[ServiceType, ...] = ("ClusterIP", "NodePort", "LoadBalance
 _DEPLOY_MODES: tuple[DeployMode, ...] = ("remote", "local")
 
 _ADDRESS_RE = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/]+:\d{1,5}$")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_Choice = TypeVar("_Choice", bound=str)
 
 
 class _Frozen(BaseModel):
@@ -83,6 +84,10 @@ class ClusterRequest(_Frozen):
     deploy_mode: DeployMode = "remote"
     scheduler_address: str | None = None
     client_heartbeat_timeout: float | None = None
+    #: A batch job's pod, run once the scheduler is ready; the cluster goes when it ends.
+    job_template: PodTemplate | None = None
+    #: Seconds a finished job's request is kept before the controller deletes it (None: kept).
+    job_ttl: float | None = None
     fingerprint: str
 
 
@@ -107,7 +112,7 @@ def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
         if not isinstance(value, str):  # pragma: no cover - the API server only stores strings
             raise RequestError(f"key {key!r} must be a string, got {type(value).__name__}.", key=key)
 
-    deploy_mode = _parse_choice(data, KEY_DEPLOY_MODE, _DEPLOY_MODES, "remote")
+    deploy_mode = parse_choice(data, KEY_DEPLOY_MODE, _DEPLOY_MODES, "remote")
     scheduler_address = data.get(KEY_SCHEDULER_ADDRESS, "").strip() or None
     if deploy_mode == "local":
         if scheduler_address is None:
@@ -137,75 +142,39 @@ def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
                 f"scheduler runs in the client process; remove one of them.", key=KEY_SCHEDULER_TEMPLATE)
         scheduler_template = parse_template(data[KEY_SCHEDULER_TEMPLATE], key=KEY_SCHEDULER_TEMPLATE)
 
+    job_template, job_ttl = _parse_job(data, deploy_mode)
     adapt = _parse_adapt(data[KEY_ADAPT]) if data.get(KEY_ADAPT, "").strip() else None
     return ClusterRequest(
         name=name,
-        workers=_parse_int(data, KEY_WORKERS, default=adapt.minimum if adapt else 0),
+        workers=parse_int(data, KEY_WORKERS, default=adapt.minimum if adapt else 0),
         worker_template=worker_template,
         scheduler_template=scheduler_template,
-        scheduler_service_type=_parse_choice(data, KEY_SERVICE_TYPE, _SERVICE_TYPES, "ClusterIP"),
+        scheduler_service_type=parse_choice(data, KEY_SERVICE_TYPE, _SERVICE_TYPES, "ClusterIP"),
         adapt=adapt,
-        idle_timeout=_parse_duration(data, KEY_IDLE_TIMEOUT),
+        idle_timeout=optional_duration(data, KEY_IDLE_TIMEOUT),
         deploy_mode=deploy_mode,
         scheduler_address=scheduler_address,
-        client_heartbeat_timeout=_parse_duration(data, KEY_HEARTBEAT_TIMEOUT),
+        client_heartbeat_timeout=optional_duration(data, KEY_HEARTBEAT_TIMEOUT),
+        job_template=job_template,
+        job_ttl=job_ttl,
         fingerprint=fingerprint(data),
     )
 
 
-def _parse_int(data: Mapping[str, str], key: str, default: int) -> int:
-    raw = data.get(key)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
+def _parse_job(data: Mapping[str, str], deploy_mode: DeployMode) -> tuple[PodTemplate | None, float | None]:
+    """``job-template`` (a Pod manifest or bare spec, like the other templates) and ``job-ttl``."""
+    ttl = optional_duration(data, KEY_JOB_TTL)
+    if not data.get(KEY_JOB_TEMPLATE, "").strip():
+        if ttl is not None:
+            raise RequestError(
+                f"key {KEY_JOB_TTL!r} is set but there is no {KEY_JOB_TEMPLATE!r}: it says how long a finished "
+                f"job's request is kept; add a {KEY_JOB_TEMPLATE!r} or remove {KEY_JOB_TTL!r}.", key=KEY_JOB_TTL)
+        return None, None
+    if deploy_mode == "local":
         raise RequestError(
-            f"key {key!r} has value {raw!r}, which is not a whole number; use a count between 0 and "
-            f"{MAX_WORKERS}, e.g. \"3\".", key=key) from None
-    if not 0 <= value <= MAX_WORKERS:
-        raise RequestError(
-            f"key {key!r} has value {raw!r}; it must be between 0 and {MAX_WORKERS}.", key=key)
-    return value
-
-
-def _parse_choice(data: Mapping[str, str], key: str, allowed: tuple[_Choice, ...],
-                  default: _Choice) -> _Choice:
-    raw = data.get(key)
-    if raw is None or not raw.strip():
-        return default
-    for choice in allowed:  # be lenient about case ("clusterip"), strict about the word
-        if raw.strip().lower() == choice.lower():
-            return choice
-    raise RequestError(
-        f"key {key!r} has value {raw!r}; allowed values are {', '.join(allowed)}.", key=key)
-
-
-def parse_duration(raw: str, key: str) -> float:
-    """Seconds from ``"300"``, ``"300s"``, ``"5m"``, ``"1.5h"`` or ``"1d"``."""
-    match = _DURATION_RE.match(raw)
-    if not match:
-        raise RequestError(
-            f"key {key!r} has value {raw!r}, which is not a duration; use seconds (\"300\") or a number "
-            f"with a unit s, m, h or d (\"5m\").", key=key)
-    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    if seconds <= 0:
-        raise RequestError(f"key {key!r} has value {raw!r}; it must be more than zero seconds.", key=key)
-    return seconds
-
-
-def _parse_duration(data: Mapping[str, str], key: str) -> float | None:
-    raw = data.get(key)
-    if raw is None or not raw.strip():
-        return None
-    return parse_duration(raw, key)
-
-
-def format_duration(seconds: float | int | str) -> str:
-    """The request value for a duration: whole seconds without a decimal point, a string unchanged."""
-    if isinstance(seconds, str):
-        return seconds
-    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+            f"key {KEY_JOB_TEMPLATE!r} is set but {KEY_DEPLOY_MODE!r} is 'local': a job runs against a scheduler "
+            f"in the cluster, which ends with it; remove {KEY_DEPLOY_MODE!r} or the job.", key=KEY_JOB_TEMPLATE)
+    return parse_template(data[KEY_JOB_TEMPLATE], key=KEY_JOB_TEMPLATE), ttl
 
 
 def _parse_adapt(raw: str) -> AdaptSpec:
@@ -258,6 +227,8 @@ def build_request_data(
     deploy_mode: str | None = None,
     scheduler_address: str | None = None,
     client_heartbeat_timeout: float | int | str | None = None,
+    job_template: Mapping[str, Any] | str | None = None,
+    job_ttl: float | int | str | None = None,
 ) -> dict[str, str]:
     """Build a request's ConfigMap ``data`` from typed values; unset values are left out.
 
@@ -281,6 +252,10 @@ def build_request_data(
         data[KEY_SCHEDULER_ADDRESS] = scheduler_address
     if client_heartbeat_timeout is not None:
         data[KEY_HEARTBEAT_TIMEOUT] = format_duration(client_heartbeat_timeout)
+    if job_template is not None:
+        data[KEY_JOB_TEMPLATE] = dump_template(job_template)
+    if job_ttl is not None:
+        data[KEY_JOB_TTL] = format_duration(job_ttl)
     parse_request("validation", data)
     return data
 

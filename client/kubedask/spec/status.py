@@ -23,7 +23,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from .names import STATUS_ANNOTATION
 
-Phase = Literal["Pending", "Running", "Scaling", "Failed", "Terminating"]
+#: ``Succeeded`` and ``Failed`` are final for a batch job (``job-template``): its cluster is gone, the request stays.
+Phase = Literal["Pending", "Running", "Scaling", "Succeeded", "Failed", "Terminating"]
+JobState = Literal["Pending", "Running", "Succeeded", "Failed"]
 
 
 def format_heartbeat(now: dt.datetime | None = None) -> str:
@@ -66,6 +68,23 @@ class WorkerCounts(BaseModel):
     ready: int = 0
 
 
+class JobStatus(BaseModel):
+    """A batch job's pod and how it went: ``state`` Succeeded or Failed once it ended (for good: the record
+    the controller keeps), with the main container's exit code and Kubernetes' reason (``Completed``,
+    ``Error``, ``OOMKilled``, ``ErrImagePull``, ...)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    pod: str
+    state: JobState = "Pending"
+    exit_code: int | None = _camel("exitCode", None)
+    reason: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("Succeeded", "Failed")
+
+
 class ClusterStatus(BaseModel):
     """The JSON in :data:`STATUS_ANNOTATION`."""
 
@@ -80,10 +99,14 @@ class ClusterStatus(BaseModel):
     workers: WorkerCounts = Field(default_factory=WorkerCounts)
     observed_spec: str | None = _camel("observedSpec", None)
     updated_at: str | None = _camel("updatedAt", None)
+    #: Only for a request with a ``job-template``.
+    job: JobStatus | None = None
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(by_alias=True, exclude_none=False), sort_keys=True,
-                          separators=(",", ":"))
+        data = self.model_dump(by_alias=True, exclude_none=False)
+        if data["job"] is None:
+            del data["job"]  # a cluster without a job writes the status it always wrote
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
