@@ -174,7 +174,12 @@ def _parse_job(data: Mapping[str, str], deploy_mode: DeployMode) -> tuple[PodTem
         raise RequestError(
             f"key {KEY_JOB_TEMPLATE!r} is set but {KEY_DEPLOY_MODE!r} is 'local': a job runs against a scheduler "
             f"in the cluster, which ends with it; remove {KEY_DEPLOY_MODE!r} or the job.", key=KEY_JOB_TEMPLATE)
-    return parse_template(data[KEY_JOB_TEMPLATE], key=KEY_JOB_TEMPLATE), ttl
+    template = parse_template(data[KEY_JOB_TEMPLATE], key=KEY_JOB_TEMPLATE)
+    if template.spec.get("restartPolicy") == "Always":
+        raise RequestError(
+            f"key {KEY_JOB_TEMPLATE!r}: restartPolicy 'Always' never lets a job end; use 'Never' (the default: "
+            f"the job runs once) or 'OnFailure' (the kubelet restarts it until it succeeds).", key=KEY_JOB_TEMPLATE)
+    return template, ttl
 
 
 def _parse_adapt(raw: str) -> AdaptSpec:

@@ -46,6 +46,13 @@ def test_a_broken_job_template_is_refused_naming_its_key() -> None:
     assert "'job-template'" in str(err.value) and "no containers" in str(err.value)
 
 
+def test_a_job_that_could_never_end_is_refused() -> None:
+    with pytest.raises(RequestError) as err:
+        parse_request("nightly", {"worker-template": WORKER,
+                                  "job-template": "restartPolicy: Always\ncontainers: [{name: j, image: i}]"})
+    assert err.value.key == "job-template" and "'OnFailure'" in str(err.value)
+
+
 def test_job_ttl_without_a_job_is_refused_with_the_fix() -> None:
     with pytest.raises(RequestError) as err:
         parse_request("analysis", {"worker-template": WORKER, "job-ttl": "600"})
