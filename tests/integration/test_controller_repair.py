@@ -257,12 +257,19 @@ def test_scale_down_whose_scheduler_hangs_on_retire_keeps_status_and_deletes_onl
         return status if status is not None and status.workers.requested == 2 else None
 
     status = wait_for("the status to show the scale-down asked for", asked, timeout=30)
+    assert status.workers.created == 4, status  # nothing deleted yet: the retire hangs
     victim = cluster.worker_names("hang")[0]
     cluster.core.delete_namespaced_pod(victim, namespace)
     started = time.monotonic()
-    wait_for("the status to count the worker deleted by hand",
-             lambda: (s := cluster.status("hang")) is not None and s.workers.created == 3
-             and s.updated_at != status.updated_at, timeout=20)
+    def counted() -> ClusterStatus | None:
+        now = cluster.status("hang")
+        return now if now is not None and now.workers.created == 3 else None
+
+    try:
+        wait_for("the status to count the worker deleted by hand", counted, timeout=20)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nstatus now: {cluster.status('hang')}\nworkers: {cluster.worker_names('hang')}"
+                             f"\ncontroller log:\n{controller.log_tail(30)}") from None
     print(f"status updated {time.monotonic() - started:.1f}s after a manual delete, retire still hanging")
 
     # The fallback, when it comes, deletes only what is still in excess: one pod (4 - 1 by hand - 2 kept).
