@@ -7,6 +7,10 @@ Example:
     >>> pod_spec = make_pod_spec(image="ghcr.io/dask/dask:latest", memory_limit="1G", cpu_request="100m")
     >>> cluster = KubeCluster(pod_spec)  # doctest: +SKIP
     >>> cluster.scale(2)  # doctest: +SKIP
+
+A batch job on a cluster of its own, which goes when the job ends (see :func:`kubedask.run_job`):
+    >>> from kubedask import run_job
+    >>> result = run_job("job.yml", pod_spec, n_workers=2)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
         SchedulerStartError,
         SchedulerStartTimeoutError,
     )
+    from .jobs import JobResult, JobTimeoutError, run_job, run_job_async
     from .templates import make_pod_spec
 
 # The public names are imported on first use (PEP 562): the controller imports only ``kubedask.spec``, and
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "ClusterAuth": "auth", "InCluster": "auth", "KubeAuth": "auth", "KubeConfig": "auth",
     "KubeCluster": "cluster",
+    "JobResult": "jobs", "JobTimeoutError": "jobs", "run_job": "jobs", "run_job_async": "jobs",
     "ClusterNotFoundError": "errors", "ControllerNotRespondingError": "errors", "KubeClusterError": "errors",
     "RequestRejectedError": "errors", "SchedulerStartError": "errors", "SchedulerStartTimeoutError": "errors",
     "make_pod_spec": "templates",
@@ -55,6 +61,8 @@ __all__ = [
     "ClusterNotFoundError",
     "ControllerNotRespondingError",
     "InCluster",
+    "JobResult",
+    "JobTimeoutError",
     "KubeAuth",
     "KubeCluster",
     "KubeClusterError",
@@ -64,4 +72,6 @@ __all__ = [
     "SchedulerStartTimeoutError",
     "__version__",
     "make_pod_spec",
+    "run_job",
+    "run_job_async",
 ]
