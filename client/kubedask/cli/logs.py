@@ -1,8 +1,8 @@
 """``kubectl dask logs NAME [--scheduler | --worker POD | --job] [--tail N]``: one pod's log.
 
 The scheduler's log is the default. ``--worker`` takes a worker pod's full name or its suffix (the part
-after ``NAME-worker-``). ``--job`` is where batch jobs plug in: :func:`job_pod` finds a job's pod; until
-the controller runs jobs (a ``job-template`` request key), every cluster answers that it has no job.
+after ``NAME-worker-``). ``--job`` is a batch job's log (a request with ``job-template``, see docs/jobs.md):
+:func:`job_pod` finds the job's pod, which the controller keeps after the job ended.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from ..kube import Manifest
 from ..logs import selector
 from .context import CliError, Context
 
-#: The request key of a batch job (see DESIGN.md); defined here until kubedask.spec gains it.
-KEY_JOB_TEMPLATE = "job-template"
-#: The component label the job pod is expected to carry, beside scheduler and worker.
-JOB_COMPONENT = "job"
+#: The request key of a batch job and the component label of its pod (from the shared schema).
+KEY_JOB_TEMPLATE = spec.KEY_JOB_TEMPLATE
+JOB_COMPONENT = spec.JOB_COMPONENT
 
 
 @dataclass(frozen=True)
