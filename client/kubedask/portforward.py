@@ -251,9 +251,18 @@ class PortForward:
             try:
                 await _ws_to_local(ws, writer, f"{self.namespace}/{self.pod}:{remote}")
             finally:
+                local_closed = upstream.done()
                 upstream.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await upstream
+            broken = ws.exception() is not None or ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+            if not local_closed and broken:
+                # Not the pod's side ending the connection: the API server went away (restart, dead peer).
+                # Dask only sees its comm closed; say here what happened to it.
+                self.last_error = (f"port-forward to pod {self.namespace}/{self.pod} port {remote}: the stream "
+                                   f"through the API server at {self.configuration.host} broke "
+                                   f"({ws.exception() or f'websocket close code {ws.close_code}'})")
+                logger.warning("%s; its local connection is closed, new ones open new streams", self.last_error)
 
 
 async def _local_to_ws(reader: asyncio.StreamReader, ws: aiohttp.ClientWebSocketResponse) -> None:

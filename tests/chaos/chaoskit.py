@@ -324,3 +324,91 @@ class ChaosProxy:
         finally:
             expired.cancel()
             self._watches.discard(watch)
+
+
+class TcpOutage:
+    """A TCP relay in front of the API server (TLS passes through untouched) that can fake its outage:
+    every connection dropped at once, new ones refused for a while, as when kube-apiserver restarts.
+
+    For a client only: the API server and its other clients see nothing, so this is safe on a shared
+    instance.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = 0
+        self.connections = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> TcpOutage:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._listen())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="tcp-outage")
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the TCP relay did not start within 10 s")
+        return self
+
+    def outage(self, seconds: float) -> None:
+        """Drop every connection, refuse new ones for ``seconds``, then accept again (blocks meanwhile)."""
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._drop(), self._loop).result(10)
+        time.sleep(seconds)  # the outage itself
+        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._drop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _drop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._open):
+            with contextlib.suppress(Exception):
+                writer.transport.abort()  # a reset, like a process that died
+        self._open.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(Exception):
+                dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        self._open -= {writer, up_writer}
+
+
+def kubeconfig_via(admin_kubeconfig: str, port: int, path: Path) -> str:
+    """A copy of ``admin_kubeconfig`` that reaches the API server through 127.0.0.1:``port`` (its serving
+    certificate names 127.0.0.1)."""
+    config = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)

@@ -43,10 +43,10 @@ def restart_during_scale_up(component: str, rounds: int, instance: Any, api: Any
         cluster.wait_phase(name, "Running", timeout=60)
         cluster.patch_data(name, {"workers": str(SCALE)})
         started = time.monotonic()
-        # The whole scale-up takes a few seconds: stop at a random instant of it once it has begun.
+        # The whole scale-up takes a second or two: stop at a random instant of it once it has begun.
         eventually(f"the scale-up of {name} to begin", functools.partial(cluster.worker_names, name), timeout=120,
                    interval=0.02)
-        time.sleep(rng.uniform(0.0, 1.5))  # the fault's timing, not a synchronisation
+        time.sleep(rng.uniform(0.0, 0.5))  # the fault's timing, not a synchronisation
         partial = len(cluster.worker_names(name))
         kill = hard if round_ % 2 == 0 else not hard  # alternate SIGKILL and a graceful stop over rounds
         downtime = controlplane.restart(instance, component, hard=kill)

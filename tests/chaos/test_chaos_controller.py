@@ -84,6 +84,7 @@ def test_leader_paused_past_its_lease_does_not_write_when_it_wakes(
         cluster.create_request("lead", workers=LOW)
         wait_converged(cluster, "lead", LOW)
         target = LOW
+        stale_rounds: list[str] = []
         for round_ in range(chaos_rounds):
             leader = eventually("exactly one leader", lambda: leader_of(replicas), timeout=90)
             standby = next(r for r in replicas if r is not leader)
@@ -114,13 +115,16 @@ def test_leader_paused_past_its_lease_does_not_write_when_it_wakes(
                        timeout=30)
             time.sleep(5)  # a window for late writes of the resumed replica to show up on the wire
             stale = proxy_of[id(leader)].writes_since(resumed)
-            assert not stale, f"the resumed replica wrote after losing the lease: " \
-                              f"{[(r.method, r.path) for r in stale][:10]}"
+            if stale:  # every round still runs (and converges), so the report covers them all
+                stale_rounds.append(
+                    f"round {round_}: {len(stale)} writes (seconds after SIGCONT, method, path, status): "
+                    f"{[(round(r.time - resumed, 3), r.method, r.path, r.status) for r in stale]}")
             assert proxy_of[id(standby)].writes_since(resumed), "the new leader made no writes"
             assert not no_orphans(cluster)
-            print(f"leader round {round_}: paused {paused:.0f}s; standby took "
-                  f"over after {took_over:.1f}s; resumed replica wrote nothing (0 non-lease writes); "
-                  f"new leader converged a change in {settled:.1f}s")
+            print(f"leader round {round_}: paused {paused:.0f}s; standby took over after {took_over:.1f}s; "
+                  f"resumed replica made {len(stale)} non-lease writes; new leader converged a change in "
+                  f"{settled:.1f}s")
+        assert not stale_rounds, "the resumed replica wrote after losing the lease:\n" + "\n".join(stale_rounds)
     finally:
         for replica in replicas:
             if replica.proc is not None and processes.is_stopped(replica.proc.pid):

@@ -146,6 +146,7 @@ async def test_a_dropped_connection_does_not_kill_others(fake: tuple[FakeApiServ
 
         await api.sockets[0].close()  # the API server drops the first stream
         assert await asyncio.wait_for(r1.read(), DEADLINE) == b""  # that connection sees EOF...
+        assert forward.last_error is None  # a clean close (the pod's side ended it) is no fault
 
         w2.write(b"still")  # ...the other keeps working
         assert await asyncio.wait_for(r2.readexactly(5), DEADLINE) == b"still"
@@ -320,3 +321,4 @@ async def test_a_stream_whose_peer_went_silent_is_closed_by_the_heartbeat(
         # (instead of Dask waiting forever on a socket nothing will ever answer).
         assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
         writer.close()
+        assert forward.last_error is not None and "broke" in forward.last_error, forward.last_error
