@@ -13,14 +13,15 @@ import asyncio
 import logging
 from typing import Any
 
-from kubedask.spec import ClusterRequest, RequestError, scheduler_name
+from kubedask.spec import ClusterRequest, ClusterStatus, RequestError, parse_status, scheduler_name
 
-from . import builders, drift, metrics, reconcile, status
+from . import builders, drift, job, metrics, reconcile, status
 from .admission import Admission
 from .api import Host, SchedulerApi
 from .executor import Executor, NameTaken, Rejected
 from .expectations import Expectations
 from .fence import LostLease
+from .job_runner import JobRunner
 from .observe import Observation, observe, owned_by, relevant
 from .policy import NamespaceUsage, worker_claim
 from .reporter import Reporter
@@ -47,6 +48,7 @@ class RequestDriver:
         self.executor = Executor(self.kube, self.namespace, self.name, self.uid, self.expectations,
                                  self.reporter.event, self.retirement, self.settings.first_batch,
                                  self.settings.max_in_flight)
+        self.job = JobRunner(self.kube, self.namespace, self.name, self.clock)
         self.polls = SchedulerPolls(self.clock, self.settings.idle_poll_interval, self.settings.adapt_max_step)
         #: When (monotonic, this process's clock) the heartbeat annotation last changed, or the request was
         #: first seen: a silent client gets a full timeout, and no client clock is trusted.
@@ -119,6 +121,10 @@ class RequestDriver:
             await self.reporter.failed(str(request), self._view.spec, "InvalidRequest")
             return None  # nothing to do until the request (or the usage of a namespace cap) changes
         seen = await self._observe(request)
+        if request.job_template is not None:
+            final = await self.job.final(request, seen, parse_status(self.body["metadata"].get("annotations")))
+            if final is not None:
+                return await self._job_ended(request, seen, final)
         if seen.taken or seen.leftovers:
             return await self._blocked(request, seen)
         scheduler = self._scheduler(seen.observed)
@@ -146,14 +152,37 @@ class RequestDriver:
             return self.settings.rejected_retry
         except NameTaken as exc:
             return await self._blocked(request, seen, str(exc))
+        if any(isinstance(a, reconcile.CreateJobPod) for a in plan.actions):
+            self.job.created()
         restart = drift.scheduler_restart_message(request, seen.scheduler_pod)
-        await self.reporter.status(status.cluster_status(
+        await self.reporter.status(job.with_job(status.cluster_status(
             request, self.namespace, seen.observed, desired, seen.external_address, self.polls.condition,
-            scheduler_restart=restart, scheduler_spec=drift.built_from(seen.scheduler_pod)[1]))
+            scheduler_restart=restart, scheduler_spec=drift.built_from(seen.scheduler_pod)[1]),
+            self.job.outcome(seen), request))
         metrics.RECONCILES.labels(result="acted" if plan.actions else "ok").inc()
         self.failure_streak = self.failure_streak + 1 if plan.replaces_workers else 0  # backoff: pods keep exiting
         return reconcile.next_pass_delay(request, plan, self.failure_streak, resync=self.settings.resync_interval,
                                          settle=self.settings.settle_delay, idle_poll=self.settings.idle_poll_interval)
+
+    async def _job_ended(self, request: ClusterRequest, seen: Observation, final: ClusterStatus) -> float | None:
+        """The batch job ended: its cluster goes (the job pod stays, for its log), the request keeps its final
+        status, and is deleted ``job-ttl`` seconds after this process saw the end."""
+        self.retirement.cancel()
+        plan = job.teardown(seen)
+        await self.executor.execute(request, plan, seen.observed, None)
+        succeeded = final.phase == "Succeeded"
+        await self.reporter.status(final, ("JobSucceeded" if succeeded else "JobFailed", final.message,
+                                           "Normal" if succeeded else "Warning"))
+        metrics.RECONCILES.labels(result="acted" if plan.actions else "ok").inc()
+        left = self.job.ttl_left(request)
+        if left is not None and left <= 0:
+            await self.reporter.event("JobExpired", f"the job ended {int(request.job_ttl or 0)} s ago (job-ttl); "
+                                      "deleting the request")
+            if await self.kube.delete_configmap(self.namespace, self.name, self.uid):
+                return None
+            return self.settings.settle_delay  # gone or replaced meanwhile: its watch event drops this driver
+        delays = [d for d in (self.settings.settle_delay if plan.actions else None, left) if d is not None]
+        return min(delays) if delays else None
 
     async def _blocked(self, request: ClusterRequest, seen: Observation, taken: str | None = None) -> float:
         """One of the request's names is held by an object that is not its own: Failed (never adopted),

@@ -15,10 +15,10 @@ import json
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
-from kubedask.spec import ClusterRequest, scheduler_name
+from kubedask.spec import ClusterRequest, job_name, scheduler_name
 from kubernetes.client.exceptions import ApiException
 
-from . import builders, drift, reconcile
+from . import builders, drift, job, reconcile
 from .api import ClusterApi, SchedulerApi
 from .expectations import Expectations
 from .observe import name_conflict
@@ -78,6 +78,16 @@ class Executor:
                     await self.event("ServiceUpdated", f"Service {scheduler_name(self.name)} is now {service_type}")
                 case reconcile.CreatePdb():
                     await self.kube.create_pdb(builders.build_pdb(request, self.namespace, self.owner))
+                case reconcile.CreateJobPod():
+                    await self.create_job(request)
+                case reconcile.DeleteService(uid=uid):
+                    if await self.kube.delete_service(self.namespace, scheduler_name(self.name), uid):
+                        await self.event("ServiceDeleted",
+                                         f"deleted Service {scheduler_name(self.name)} (the job ended)")
+                case reconcile.DeletePdb(uid=uid):
+                    if await self.kube.delete_pdb(self.namespace, scheduler_name(self.name), uid):
+                        await self.event("PdbDeleted", f"deleted PodDisruptionBudget {scheduler_name(self.name)} "
+                                         "(the job ended)")
                 case reconcile.DeletePod(name=pod_name, reason=why, uid=uid):
                     await self.delete_pods([(pod_name, uid)])
                     deleted.append(f"{pod_name} ({why})")
@@ -107,6 +117,17 @@ class Executor:
             return
         # The name exists although no pod of ours was listed under it: whose is it? Never adopted.
         conflict = name_conflict("Pod", await self.kube.get_pod(self.namespace, scheduler_name(self.name)),
+                                 self.name, self.uid)
+        if conflict is not None and not conflict[1]:
+            raise NameTaken(conflict[0])
+
+    async def create_job(self, request: ClusterRequest) -> None:
+        """The batch job's pod; a name held by a pod that is not the request's is never adopted."""
+        if await _refused_as_rejected("job pod", self.kube.create_pod(
+                job.build_job_pod(request, self.namespace, self.owner))):
+            await self.event("JobCreated", f"created job pod {job_name(self.name)}")
+            return
+        conflict = name_conflict("Pod", await self.kube.get_pod(self.namespace, job_name(self.name)),
                                  self.name, self.uid)
         if conflict is not None and not conflict[1]:
             raise NameTaken(conflict[0])

@@ -41,6 +41,9 @@ class FencedApi:
     async def get_pod(self, namespace: str, name: str) -> Manifest | None:
         return await self.api.get_pod(namespace, name)
 
+    async def read_pod_log(self, namespace: str, name: str, tail_lines: int) -> str:
+        return await self.api.read_pod_log(namespace, name, tail_lines)
+
     # --- writes are fenced ---
     async def create_pod(self, manifest: Manifest) -> bool:
         self._check(f"create pod {manifest['metadata']['name']}")
@@ -49,6 +52,14 @@ class FencedApi:
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
         self._check(f"delete pod {name}")
         return await self.api.delete_pod(namespace, name, uid)
+
+    async def delete_service(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        self._check(f"delete Service {name}")
+        return await self.api.delete_service(namespace, name, uid)
+
+    async def delete_pdb(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        self._check(f"delete PodDisruptionBudget {name}")
+        return await self.api.delete_pdb(namespace, name, uid)
 
     async def create_service(self, manifest: Manifest) -> bool:
         self._check(f"create Service {manifest['metadata']['name']}")

@@ -25,7 +25,9 @@ from kubedask.spec import (
     job_name,
 )
 
+from . import reconcile
 from .builders import labels, scheduler_address
+from .observe import Observation
 
 Manifest = dict[str, Any]
 Body = Mapping[str, Any]
@@ -201,3 +203,19 @@ def recorded(status: ClusterStatus | None) -> ClusterStatus | None:
 def started(status: ClusterStatus | None) -> bool:
     """Whether the status on the request says the job pod was created (so a missing pod went away)."""
     return status is not None and status.job is not None and status.job.state != "Pending"
+
+
+def teardown(seen: Observation) -> reconcile.Plan:
+    """The job ended: delete the scheduler pod, its Service and PDB and the workers (each only the object
+    observed, by uid); the job pod stays, so its log stays readable."""
+    observed = seen.observed
+    actions: list[reconcile.Action] = []
+    pods = [observed.scheduler] if observed.scheduler is not None else []
+    for pod in [*pods, *observed.workers]:
+        if not pod.deleting:
+            actions.append(reconcile.DeletePod(pod.name, reconcile.DeleteCause.JOB_ENDED, "the job ended", pod.uid))
+    if seen.service is not None:
+        actions.append(reconcile.DeleteService((seen.service.get("metadata") or {}).get("uid")))
+    if seen.pdb is not None:
+        actions.append(reconcile.DeletePdb((seen.pdb.get("metadata") or {}).get("uid")))
+    return reconcile.Plan(tuple(actions), desired_workers=0)

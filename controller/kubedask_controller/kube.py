@@ -24,6 +24,8 @@ from . import metrics
 
 T = TypeVar("T")
 USER_AGENT = "kubedask-controller/0.1"
+#: The most of a pod's log the controller reads (a batch job's log tail for its status).
+MAX_LOG_BYTES = 64 * 1024
 Manifest = dict[str, Any]
 
 
@@ -73,6 +75,15 @@ class Kube:
         found: Manifest | None = await _none_if_missing(self._call(self.core.read_namespaced_pod, name, namespace))
         return found
 
+    async def read_pod_log(self, namespace: str, name: str, tail_lines: int) -> str:
+        """The last ``tail_lines`` lines of a pod's log, at most :data:`MAX_LOG_BYTES` (a user's pod writes
+        it: it is read bounded, and only as text)."""
+        loop = asyncio.get_running_loop()
+        response: Any = await loop.run_in_executor(self._pool, functools.partial(
+            self.core.read_namespaced_pod_log, name, namespace, tail_lines=tail_lines, limit_bytes=MAX_LOG_BYTES,
+            _preload_content=False, _request_timeout=(10, 60)))
+        return bytes(response.data or b"")[:MAX_LOG_BYTES].decode("utf-8", errors="replace")
+
     # --- writes ---
     async def create_pod(self, manifest: Manifest) -> bool:
         """Create a pod; False if it already exists (a previous attempt got through)."""
@@ -90,6 +101,16 @@ class Kube:
         if deleted:
             metrics.PODS_DELETED.inc()
         return deleted
+
+    async def delete_service(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete the Service only if it is still the one with ``uid``; False if that one is gone."""
+        return await _false_if_missing(self._call(self.core.delete_namespaced_service, name, namespace,
+                                                  body=_preconditions(uid)))
+
+    async def delete_pdb(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete the PodDisruptionBudget only if it is still the one with ``uid``; False if that one is gone."""
+        return await _false_if_missing(self._call(self.policy.delete_namespaced_pod_disruption_budget, name,
+                                                  namespace, body=_preconditions(uid)))
 
     async def create_service(self, manifest: Manifest) -> bool:
         return await _false_if_exists(

@@ -14,8 +14,10 @@ from typing import Any, NamedTuple
 from kubedask.spec import (
     COMPONENT_LABEL,
     HEARTBEAT_ANNOTATION,
+    JOB_COMPONENT,
     SCHEDULER_PORT,
     fingerprint,
+    job_name,
     scheduler_name,
 )
 
@@ -37,6 +39,9 @@ class Observation:
     taken: tuple[str, ...] = ()
     #: Objects of an earlier request of the same name, still being garbage-collected: what to wait for.
     leftovers: tuple[str, ...] = ()
+    #: The batch job's pod as listed (its container states say how the job went), and the request's PDB.
+    job_pod: Body | None = None
+    pdb: Body | None = None
 
 
 class Relevant(NamedTuple):
@@ -83,18 +88,22 @@ def observe(cluster: str, uid: str | None, pods: Iterable[Body], expectations: E
     """``retired``: workers the scheduler has retired (to be deleted, never replaced); ``retiring``: how
     many a retirement still in flight is taking away."""
     scheduler_pod: Body | None = None
+    job_pod: Body | None = None
     workers: dict[str, PodInfo] = {}
     conflicts = [name_conflict("Service", service, cluster, uid),
                  name_conflict("PodDisruptionBudget", pdb, cluster, uid)]
     for pod in pods:
         component = (pod["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
         if not owned_by(pod, uid):
-            if component == "scheduler" and pod["metadata"]["name"] == scheduler_name(cluster):
+            if (component, pod["metadata"]["name"]) in (("scheduler", scheduler_name(cluster)),
+                                                        (JOB_COMPONENT, job_name(cluster))):
                 conflicts.append(name_conflict("Pod", pod, cluster, uid))
             continue
         info = PodInfo.from_manifest(pod)
         if component == "scheduler" and info.name == scheduler_name(cluster):
             scheduler_pod = pod
+        elif component == JOB_COMPONENT and info.name == job_name(cluster):
+            job_pod = pod
         elif component == "worker":
             workers[info.name] = dataclasses.replace(info, retired=True) if info.name in retired else info
     found = [c for c in conflicts if c is not None]
@@ -102,10 +111,12 @@ def observe(cluster: str, uid: str | None, pods: Iterable[Body], expectations: E
     observed = Observed(
         scheduler=PodInfo.from_manifest(scheduler_pod) if scheduler_pod else None,
         service=own_service is not None, pdb=pdb is not None and owned_by(pdb, uid),
-        workers=tuple(expectations.overlay(workers).values()), retiring=retiring)
+        workers=tuple(expectations.overlay(workers).values()), retiring=retiring,
+        job=PodInfo.from_manifest(job_pod) if job_pod else None)
     return Observation(observed, scheduler_pod, external_address(own_service, scheduler_pod), own_service,
                        taken=tuple(m for m, leftover in found if not leftover),
-                       leftovers=tuple(m for m, leftover in found if leftover))
+                       leftovers=tuple(m for m, leftover in found if leftover), job_pod=job_pod,
+                       pdb=pdb if pdb is not None and owned_by(pdb, uid) else None)
 
 
 def external_address(service: Body | None, scheduler_pod: Body | None) -> str | None:

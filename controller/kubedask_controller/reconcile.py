@@ -63,6 +63,8 @@ class Observed:
     service: bool = False
     pdb: bool = False
     workers: tuple[PodInfo, ...] = ()
+    #: The batch job's pod (``job-template``), once created.
+    job: PodInfo | None = None
     #: Workers a retirement in flight is taking away (still active until the scheduler answers).
     retiring: int = 0
 
@@ -97,6 +99,25 @@ class PatchService:
 
 
 @dataclasses.dataclass(frozen=True)
+class CreateJobPod:
+    """Start the batch job (``job-template``): the scheduler is ready."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DeleteService:
+    """The job ended: the scheduler's Service goes (only the one with ``uid``)."""
+
+    uid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeletePdb:
+    """The job ended: the scheduler's PodDisruptionBudget goes (only the one with ``uid``)."""
+
+    uid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class CreateWorkers:
     count: int
 
@@ -109,6 +130,7 @@ class DeleteCause(enum.Enum):
     SCHEDULER_EXITED = "scheduler exited"  # deleted so that the next pass recreates it
     SCALE_DOWN = "scale down"
     RETIRED = "retired"  # the scheduler retired it: its data moved, it is not replaced
+    JOB_ENDED = "job ended"  # the batch job ended: its cluster goes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +153,8 @@ class RetireWorkers:
     candidates: tuple[str, ...]
 
 
-Action = CreateSchedulerPod | CreateService | PatchService | CreatePdb | CreateWorkers | DeletePod | RetireWorkers
+Action = (CreateSchedulerPod | CreateService | PatchService | CreatePdb | CreateWorkers | DeletePod | RetireWorkers
+          | CreateJobPod | DeleteService | DeletePdb)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +191,9 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int, serv
             actions.append(PatchService(request.scheduler_service_type))
         if not observed.pdb:
             actions.append(CreatePdb())
+        if (request.job_template is not None and observed.job is None and scheduler is not None and scheduler.ready
+                and not scheduler.deleting):
+            actions.append(CreateJobPod())
 
     for worker in observed.workers:
         if worker.deleting:

@@ -73,6 +73,9 @@ class FakeKube:
         #: The request as stored (``patch_configmap`` merges into it and bumps its resourceVersion), if set.
         self.configmap: dict[str, Any] | None = None
         self.service_patches: list[dict[str, Any]] = []
+        #: Pod logs by pod name, and an error every log read raises when set (e.g. 403: no pods/log right).
+        self.logs: dict[str, str] = {}
+        self.log_error: Exception | None = None
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         self.lists += 1
@@ -88,6 +91,19 @@ class FakeKube:
 
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.pods.get(name))
+
+    async def read_pod_log(self, namespace: str, name: str, tail_lines: int) -> str:
+        if self.log_error is not None:
+            raise self.log_error
+        return "\n".join(self.logs.get(name, "").splitlines()[-tail_lines:])
+
+    async def delete_service(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        self.writes += 1
+        return self.services.pop(name, None) is not None
+
+    async def delete_pdb(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        self.writes += 1
+        return self.pdbs.pop(name, None) is not None
 
     async def create_pod(self, manifest: dict[str, Any]) -> bool:
         self.writes += 1
