@@ -99,7 +99,7 @@ class JobWait:
                 if report != last:
                     self.log(f"Job {self.name}: {report}")
                     last = report
-                if status.job is not None and status.job.finished:
+                if status.job is not None and status.job.finished and status.phase in ("Succeeded", "Failed"):
                     return status
                 if status.phase == "Failed":
                     valid = status.condition("RequestValid")

@@ -158,7 +158,7 @@ class RequestDriver:
         await self.reporter.status(job.with_job(status.cluster_status(
             request, self.namespace, seen.observed, desired, seen.external_address, self.polls.condition,
             scheduler_restart=restart, scheduler_spec=drift.built_from(seen.scheduler_pod)[1]),
-            self.job.outcome(seen), request))
+            self.job.shown(seen), request))
         metrics.RECONCILES.labels(result="acted" if plan.actions else "ok").inc()
         self.failure_streak = self.failure_streak + 1 if plan.replaces_workers else 0  # backoff: pods keep exiting
         return reconcile.next_pass_delay(request, plan, self.failure_streak, resync=self.settings.resync_interval,

@@ -31,8 +31,13 @@ class JobRunner:
         #: When (this process's monotonic clock) the end was first seen: job-ttl counts from here.
         self.ended_at: float | None = None
 
+    def shown(self, seen: Observation) -> job.JobOutcome | None:
+        """How the job is doing by the pod listed in this pass (None: not listed, e.g. created after the LIST)."""
+        return job.outcome(seen.job_pod) if seen.job_pod is not None else None
+
     def outcome(self, seen: Observation) -> job.JobOutcome | None:
-        """How the job is doing now (None: its pod is not created yet)."""
+        """How the job is doing now (None: its pod is not created yet); a pod that was there and is not any
+        more went away before it ended."""
         if seen.job_pod is not None:
             self.started = True
             return job.outcome(seen.job_pod)

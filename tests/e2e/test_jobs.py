@@ -3,7 +3,8 @@
 examples/job.yaml computes ``da.ones((1000, 1000, 1000)).mean()`` and ends Succeeded with its printed value
 readable through ``kubectl dask logs NAME --job``; a job that exits 3 ends Failed naming exit code 3; a job
 whose image cannot start fails with the kubelet's reason instead of waiting forever; ``job-ttl`` deletes
-the finished request; deleting the request while the job runs stops everything. Jobs that need no worker
+the finished request; deleting the request while the job runs stops everything; ``kubedask.run_job``
+returns the exit code and the log. Jobs that need no worker
 ask for none: the machine's 2 cores are shared by every test session.
 """
 
@@ -153,3 +154,16 @@ def test_deleting_the_request_while_the_job_runs_stops_everything(
     wait_for("every pod of the request to go", lambda: not cluster.pods("forever", include_deleting=True),
              timeout=180)
     assert missing(lambda: cluster.core.read_namespaced_service("forever-scheduler", namespace))
+
+
+def test_run_job_from_python_returns_the_exit_code_and_the_log(
+        cluster: Cluster, controller: ControllerProcess, kubeconfig: str, namespace: str) -> None:
+    from kubedask import KubeConfig, run_job
+
+    job = yaml.safe_load(job_template("python3", "-c", "print('hello from the job')"))
+    result = run_job(job, yaml.safe_load(WORKER_SPEC), n_workers=0, name="from-python", namespace=namespace,
+                     auth=KubeConfig(config_file=kubeconfig), timeout=START, job_ttl=3600, quiet=True)
+    assert (result.phase, result.exit_code, result.reason) == ("Succeeded", 0, "Completed"), result
+    assert result.log is not None and "hello from the job" in result.log
+    assert result.namespace == namespace and result.name == "from-python"
+    cluster_gone(cluster, "from-python")

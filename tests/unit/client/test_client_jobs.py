@@ -145,3 +145,14 @@ async def test_run_job_refuses_a_missing_job_template_before_anything_is_written
 def test_run_job_is_public() -> None:
     assert kubedask.run_job is jobs_module.run_job and kubedask.JobResult is jobs_module.JobResult
     assert json.loads(spec.ClusterStatus.model_validate(FAILED).to_json())["job"]["exitCode"] == 3
+
+
+@pytest.mark.looptime
+async def test_only_a_final_phase_ends_the_wait(api: MemoryApi) -> None:
+    api.set_status("j1", phase="Running", message="1 workers running",
+                   job={"pod": "j1-job", "state": "Failed", "exitCode": 1, "reason": "Error"})
+    later(30, lambda: api.set_status("j1", **FAILED))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status = await waiter(api).until_done()
+    assert status.phase == "Failed" and loop.time() - started >= 30

@@ -63,6 +63,9 @@ async def test_the_job_pod_is_created_once_the_scheduler_is_ready(fake_kube: Fak
     assert {"name": "DASK_SCHEDULER_ADDRESS", "value": "tcp://analysis-scheduler.ns.svc.cluster.local:8786"} in \
         pod["spec"]["containers"][0]["env"]
     assert "JobCreated" in fake_kube.reasons()
+    assert status(fake_kube).job.state == "Pending"  # created after this pass's LIST: not seen yet, not gone
+    await driver.reconcile_once()
+    assert status(fake_kube).job.state == "Pending" and "analysis-job" in fake_kube.pods
     fake_kube.run_all()
     await driver.reconcile_once()
     assert status(fake_kube).phase == "Running" and status(fake_kube).job.state == "Running"
