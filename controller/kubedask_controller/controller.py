@@ -93,12 +93,13 @@ class Controller:
 
     # --- namespace caps (for the drivers) ---
     def usage_before(self, driver: RequestDriver) -> NamespaceUsage:
-        """What the older requests of ``driver``'s namespace hold, admitted oldest first. Computed here
+        """What the older requests of ``driver``'s namespace hold, admitted oldest first (a finished batch job
+        holds nothing). Computed here
         rather than from what their passes found, so the order in which passes run (watch order after a
         restart) never lets a younger request take a cap that an older one holds."""
         usage = NamespaceUsage()
         for older in sorted((d for d in self.drivers.values() if d.namespace == driver.namespace
-                             and d.age < driver.age), key=lambda d: d.age):
+                             and d.age < driver.age and not d.job.ended), key=lambda d: d.age):
             admitted = older.admission(usage)
             if not isinstance(admitted, RequestError):
                 usage = NamespaceUsage(usage.clusters + 1, usage.workers + worker_claim(admitted))

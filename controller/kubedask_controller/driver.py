@@ -114,7 +114,7 @@ class RequestDriver:
         if self.body["metadata"].get("deletionTimestamp"):
             return None  # the garbage collector removes the owned objects
         request = self.admission(self.host.usage_before(self))
-        self._set_claim(None if isinstance(request, RequestError) else worker_claim(request))
+        self._set_claim(None if isinstance(request, RequestError) or self.job.ended else worker_claim(request))
         if isinstance(request, RequestError):
             metrics.INVALID_REQUESTS.inc()
             metrics.RECONCILES.labels(result="invalid").inc()
@@ -122,8 +122,12 @@ class RequestDriver:
             return None  # nothing to do until the request (or the usage of a namespace cap) changes
         seen = await self._observe(request)
         if request.job_template is not None:
+            was_ended = self.job.ended
             final = await self.job.final(request, seen, parse_status(self.body["metadata"].get("annotations")))
             if final is not None:
+                if not was_ended:  # a finished job holds no cluster and no workers: the namespace's caps free up
+                    self.claim = None
+                    self.host.claim_changed(self)
                 return await self._job_ended(request, seen, final)
         if seen.taken or seen.leftovers:
             return await self._blocked(request, seen)

@@ -31,6 +31,10 @@ class JobRunner:
         #: When (this process's monotonic clock) the end was first seen: job-ttl counts from here.
         self.ended_at: float | None = None
 
+    @property
+    def ended(self) -> bool:
+        return self.final_status is not None
+
     def shown(self, seen: Observation) -> job.JobOutcome | None:
         """How the job is doing by the pod listed in this pass (None: not listed, e.g. created after the LIST)."""
         return job.outcome(seen.job_pod) if seen.job_pod is not None else None

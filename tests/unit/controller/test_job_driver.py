@@ -179,3 +179,24 @@ async def test_job_ttl_deletes_the_finished_request_on_the_controllers_clock(fak
     await asyncio.sleep(10)
     assert kube.configmaps_deleted == ["analysis"]
     await controller.stop()
+
+
+@pytest.mark.looptime
+async def test_a_finished_job_frees_the_namespace_caps_for_the_next_request(fake_kube: FakeKube) -> None:
+    controller = Controller(fake_kube, Settings(policy=Policy.model_validate({"maxClustersPerNamespace": 1})),
+                            clock=LoopClock())
+    nightly = configmap(request_data(workers=1, job_template=JOB), name="nightly", uid="u1",
+                        created="2026-01-01T00:00:00Z")
+    analysis = configmap(request_data(workers=1), name="analysis", uid="u2", created="2026-01-01T00:00:05Z")
+    controller.on_request_event("ADDED", nightly)
+    controller.on_request_event("ADDED", analysis)
+    await asyncio.sleep(5)
+    fake_kube.run_all()
+    controller.on_pod_event("MODIFIED", fake_kube.pods["nightly-scheduler"])
+    await asyncio.sleep(5)
+    assert not any(n.startswith("analysis") for n in fake_kube.pods)  # the job's cluster holds the only slot
+    fake_kube.pods["nightly-job"]["status"] = {"phase": "Succeeded", "containerStatuses": []}
+    controller.on_pod_event("MODIFIED", fake_kube.pods["nightly-job"])
+    await asyncio.sleep(2)
+    assert "analysis-scheduler" in fake_kube.pods and "nightly-scheduler" not in fake_kube.pods
+    await controller.stop()
