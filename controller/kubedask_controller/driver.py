@@ -172,11 +172,12 @@ class RequestDriver:
         """The batch job ended: its cluster goes (the job pod stays, for its log), the request keeps its final
         status, and is deleted ``job-ttl`` seconds after this process saw the end."""
         self.retirement.cancel()
-        plan = job.teardown(seen)
-        await self.executor.execute(request, plan, seen.observed, None)
         succeeded = final.phase == "Succeeded"
+        # The outcome first: a delete that fails (and is retried) must not hide how the job went.
         await self.reporter.status(final, ("JobSucceeded" if succeeded else "JobFailed", final.message,
                                            "Normal" if succeeded else "Warning"))
+        plan = job.teardown(seen)
+        await self.executor.execute(request, plan, seen.observed, None)
         metrics.RECONCILES.labels(result="acted" if plan.actions else "ok").inc()
         left = self.job.ttl_left(request)
         if left is not None and left <= 0:

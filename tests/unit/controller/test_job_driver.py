@@ -200,3 +200,15 @@ async def test_a_finished_job_frees_the_namespace_caps_for_the_next_request(fake
     await asyncio.sleep(2)
     assert "analysis-scheduler" in fake_kube.pods and "nightly-scheduler" not in fake_kube.pods
     await controller.stop()
+
+
+async def test_the_outcome_is_written_even_when_removing_the_cluster_fails(fake_kube: FakeKube) -> None:
+    driver = await running(fake_kube)
+    end_job(fake_kube, "Failed", 3, "Error")
+    fake_kube.failing_deletes = ApiException(status=403, reason="Forbidden")
+    with pytest.raises(ApiException):
+        await driver.reconcile_once()
+    assert status(fake_kube).phase == "Failed" and status(fake_kube).job.exit_code == 3
+    fake_kube.failing_deletes = None
+    await driver.reconcile_once()  # the next pass removes it
+    assert list(fake_kube.pods) == ["analysis-job"]
