@@ -33,6 +33,11 @@ def controller(chaos_kubeconfig: str, chaos_namespace: str, tmp_path: Path) -> I
         print(f"controller log: {process.log_path}")
 
 
+def has_exactly(cluster: Cluster, name: str, count: int) -> bool:
+    """Exactly ``count`` worker pods (any phase), none being deleted."""
+    return len(cluster.pods(name, "worker", include_deleting=True)) == count == len(cluster.worker_names(name))
+
+
 def restart_during_scale_up(component: str, rounds: int, instance: Any, api: Any, namespace: str,
                             controller: ControllerProcess, hard: bool) -> None:
     cluster = Cluster(api, namespace)
@@ -51,10 +56,17 @@ def restart_during_scale_up(component: str, rounds: int, instance: Any, api: Any
         kill = hard if round_ % 2 == 0 else not hard  # alternate SIGKILL and a graceful stop over rounds
         downtime = controlplane.restart(instance, component, hard=kill)
         assert controller.healthy(), "the controller died with the API server"
-        settled = wait_converged(cluster, name, SCALE, timeout=240)
+        # The controller's part (every pod created) and the whole (running, status true) apart: KWOK, the
+        # simulated kubelet, may itself take a while to resume after an API server restart.
+        back = time.monotonic()
+        eventually(f"exactly {SCALE} worker pods of {name}",
+                   functools.partial(has_exactly, cluster, name, SCALE), timeout=240, interval=0.2)
+        created = time.monotonic() - back
+        settled = wait_converged(cluster, name, SCALE, timeout=240) + created
         assert not no_orphans(cluster)
         print(f"{component} round {round_}: restarted ({'SIGKILL' if kill else 'SIGTERM'}) with {partial}/"
-              f"{SCALE} workers created, unavailable {downtime:.1f}s; converged {settled:.1f}s later "
+              f"{SCALE} workers created, unavailable {downtime:.1f}s; all {SCALE} pods existed {created:.1f}s "
+              f"later, all running with a true status {settled:.1f}s later "
               f"({time.monotonic() - started:.1f}s after the scale request)")
         delete_request(cluster, name)
 
