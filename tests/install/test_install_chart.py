@@ -239,6 +239,7 @@ _VERBS = {
 }
 _RESOURCES = {
     "pod": ("", "pods"),
+    "pod_log": ("", "pods/log"),
     "service": ("", "services"),
     "config_map": ("", "configmaps"),
     "event": ("", "events"),

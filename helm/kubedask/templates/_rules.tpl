@@ -16,13 +16,18 @@ manifests/ holds the same rules; tests/install/test_install_chart.py keeps the t
   verbs: [get, list, watch, create, delete]
 # The scheduler's Service and PodDisruptionBudget: listed and watched by label (one deleted by hand is
 # recreated), read and created; the Service is patched when the request changes its type. They go
-# away with the request through their ownerReference, so no update or delete is needed.
+# away with the request through their ownerReference; delete is for a finished batch job, whose
+# cluster goes while its request (and the job pod's log) stays.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create]
+  verbs: [get, list, watch, create, delete]
+# A finished batch job's log tail, quoted in the request's status.
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 # Events on requests, so `kubectl describe configmap NAME` explains what happened.
 - apiGroups: [""]
   resources: [events]
