@@ -67,6 +67,7 @@ def build_parser() -> Parser:
     sub.add_argument("name")
     sub.add_argument("workers", type=int, nargs="?", help="the number of workers")
     sub.add_argument("--replicas", type=int, dest="replicas", help="the number of workers (kubectl scale's flag)")
+    sub.add_argument("--group", default=scale.DEFAULT_GROUP, help="the worker group to scale (default: default)")
     sub = command("logs", "print the log of the cluster's scheduler (default), a worker, or its job")
     sub.add_argument("name")
     which = sub.add_mutually_exclusive_group()
@@ -99,7 +100,7 @@ async def dispatch(ctx: Context, args: argparse.Namespace) -> None:
     elif args.command == "scale":
         if (args.workers is None) == (args.replicas is None):
             raise CliError("give the number of workers once: `kubectl dask scale NAME N` or `--replicas N`")
-        await scale.run(ctx, args.name, args.workers if args.workers is not None else args.replicas)
+        await scale.run(ctx, args.name, args.workers if args.workers is not None else args.replicas, args.group)
     elif args.command == "logs":
         target = (logs.Target("worker", args.worker) if args.worker else
                   logs.Target("job") if args.job else logs.Target("scheduler"))

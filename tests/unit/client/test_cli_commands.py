@@ -155,6 +155,15 @@ def test_scale_accepts_kubectls_replicas_flag_and_refuses_negative_counts(kube: 
     assert kube.api("team-a").patches == [{"data": {"workers": "0", "adapt": None}}]
 
 
+def test_scale_group_default_is_the_workers_key_and_an_unknown_group_is_one_line(kube: MemoryKube) -> None:
+    assert run(kube, "scale", "analysis", "4", "--group", "default")[0] == 0
+    assert kube.api("team-a").configmaps["analysis"]["data"][spec.KEY_WORKERS] == "4"
+    code, out, err = run(kube, "scale", "analysis", "9", "--group", "gpu")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "has no worker group 'gpu'" in err and "'default'" in err
+    assert kube.api("team-a").configmaps["analysis"]["data"][spec.KEY_WORKERS] == "4"
+
+
 def test_scale_refused_by_rbac_names_the_verb_and_the_role(kube: MemoryKube) -> None:
     kube.api("team-a").failures["patch_configmap"] = [forbidden('configmaps "analysis" is forbidden: cannot patch')]
     code, _, err = run(kube, "scale", "analysis", "2")
