@@ -132,6 +132,8 @@ class _Watch:
     expire: asyncio.Event
     swallowing: bool = False
     swallowed: int = 0
+    #: The newest resourceVersion that came down this stream (forwarded or swallowed).
+    newest: int = 0
 
 
 @dataclass
@@ -171,6 +173,9 @@ class ChaosProxy:
         kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=self.admin_kubeconfig, client_configuration=self.upstream)
         self._watches: set[_Watch] = set()
+        self._horizon: dict[str, int] = {}  # resource -> resourceVersions below this are "compacted"
+        #: Watches refused with 410 because they asked to resume from before the horizon.
+        self.refused: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -211,6 +216,9 @@ class ChaosProxy:
         chosen = [w for w in self._watches if w.swallowing] or list(self._watches)
         counts: dict[str, int] = {}
         for watch in chosen:
+            # From now on a watch that tries to resume from before what this stream carried is refused
+            # with 410 too, as the API server refuses a compacted resourceVersion: only a fresh LIST helps.
+            self._horizon[watch.resource] = max(self._horizon.get(watch.resource, 0), watch.newest)
             watch.expire.set()
             counts[watch.resource] = counts.get(watch.resource, 0) + 1
         for resource, n in counts.items():
@@ -262,6 +270,11 @@ class ChaosProxy:
             async def forward(request: web.Request) -> web.StreamResponse:
                 record = Record(request.method, request.path, dict(request.query), time.time())
                 self.requests.append(record)
+                if self._compacted(record):
+                    record.status = 200
+                    self.refused[record.resource] = self.refused.get(record.resource, 0) + 1
+                    return web.Response(status=200, content_type="application/json",
+                                        body=json.dumps(EXPIRED).encode() + b"\n")
                 headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
                 if token:
                     headers["Authorization"] = token if " " in token else f"Bearer {token}"
@@ -302,6 +315,13 @@ class ChaosProxy:
                 watch.expire.set()
             await runner.cleanup()
 
+    def _compacted(self, record: Record) -> bool:
+        """A watch asking to resume from a resourceVersion older than what an expired stream carried."""
+        if record.query.get("watch") not in ("true", "1") or record.resource not in self._horizon:
+            return False
+        version = record.query.get("resourceVersion", "")
+        return version.isdigit() and 0 < int(version) < self._horizon[record.resource]
+
     async def _relay_watch(self, resource: str, upstream: Any, response: Any) -> None:
         watch = _Watch(resource, asyncio.Event())
         self._watches.add(watch)
@@ -317,6 +337,9 @@ class ChaosProxy:
                 data = line.result()
                 if not data:
                     return
+                with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                    version = json.loads(data)["object"]["metadata"]["resourceVersion"]
+                    watch.newest = max(watch.newest, int(version))
                 if watch.swallowing:
                     watch.swallowed += 1
                 else:

@@ -1,5 +1,6 @@
 """Faults of the controller itself: SIGKILL in the middle of a scale-down, a leader paused past its lease
-while a standby takes over, and watches that expire (410 Gone) after losing events.
+while a standby takes over, and watches that expire (410 Gone) after losing events (a watch that then
+tries to resume from before the expiry gets 410 again, so only a fresh LIST recovers what was missed).
 
 Every round ends with exactly the requested workers, no duplicate or orphaned pod, and a true status.
 """
@@ -165,7 +166,8 @@ def test_expired_watches_lose_nothing(
             assert not set(victims) & set(cluster.worker_names("gone"))
             assert not no_orphans(cluster)
             print(f"410 round {round_}: expired {counts} watches after a missed scale to {target} and "
-                  f"{len(victims)} missed pod deletions; converged {settled:.1f}s after the 410")
+                  f"{len(victims)} missed pod deletions; converged {settled:.1f}s after the 410 (watches "
+                  f"refused for resuming from before it, so far: {proxy.refused or 'none'})")
         delete_request(cluster, "gone")
     finally:
         controller.stop()
