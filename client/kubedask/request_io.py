@@ -154,9 +154,13 @@ class RequestIO:
     async def patch(self, patch: Mapping[str, Any]) -> None:
         await self.api.patch_configmap(self.name, patch)
 
-    async def set_workers(self, n: int) -> None:
-        """Ask for ``n`` workers and turn the controller's adaptivity off."""
-        await self.patch({"data": {spec.KEY_WORKERS: str(n), spec.KEY_ADAPT: None}})
+    async def set_workers(self, n: int, group: str = spec.DEFAULT_GROUP) -> None:
+        """Ask for ``n`` workers and turn the controller's adaptivity off; in a named ``group``, ask for ``n``
+        workers of that group only (adaptivity applies to the default group)."""
+        if group == spec.DEFAULT_GROUP:
+            await self.patch({"data": {spec.KEY_WORKERS: str(n), spec.KEY_ADAPT: None}})
+        else:
+            await self.patch({"data": {spec.group_key(spec.KEY_WORKERS, group): str(n)}})
 
     async def set_adapt(self, adapt: Mapping[str, Any]) -> None:
         """Turn the controller's adaptivity on; the schema refuses bad bounds before anything is written."""

@@ -14,13 +14,15 @@ from kubedask.spec import (
     CLUSTER_NAME_LABEL,
     COMPONENT_LABEL,
     DASHBOARD_PORT,
+    DEFAULT_GROUP,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     SCHEDULER_PORT,
+    WORKER_GROUP_LABEL,
     ClusterRequest,
     PodTemplate,
+    group_worker_name,
     scheduler_name,
-    worker_name,
 )
 
 Manifest = dict[str, Any]
@@ -38,10 +40,11 @@ SCHEDULER_HTTP_ROUTES = (
 )
 
 
-def new_worker_name(cluster: str, rng: random.Random | None = None) -> str:
-    """``NAME-worker-xxxxx``; the controller picks the name so it can also be the Dask worker name."""
+def new_worker_name(cluster: str, rng: random.Random | None = None, group: str = DEFAULT_GROUP) -> str:
+    """``NAME-worker-xxxxx`` (``NAME-worker-GROUP-xxxxx`` in a named group); the controller picks the name so
+    it can also be the Dask worker name."""
     rng = rng or _rng
-    return worker_name(cluster, "".join(rng.choice(_SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH)))
+    return group_worker_name(cluster, group, "".join(rng.choice(_SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH)))
 
 
 _rng = random.SystemRandom()
@@ -102,9 +105,10 @@ def _metadata(name: str, namespace: str, cluster: str, component: str, owner: Ma
     }
 
 
-def build_worker_pod(request: ClusterRequest, namespace: str, pod_name: str, owner: Mapping[str, Any]
-                     ) -> Manifest:
-    spec = _pod_spec(request.worker_template, "worker", scheduler_address(request, namespace))
+def build_worker_pod(request: ClusterRequest, namespace: str, pod_name: str, owner: Mapping[str, Any],
+                     group: str = DEFAULT_GROUP) -> Manifest:
+    template = request.group_template(group)
+    spec = _pod_spec(template, "worker", scheduler_address(request, namespace))
     main = spec["containers"][0]
     if not main.get("command") and not main.get("args"):
         # As the classic make_pod_spec did: a bare image runs a worker (address from the environment).
@@ -117,10 +121,9 @@ def build_worker_pod(request: ClusterRequest, namespace: str, pod_name: str, own
         if not _has_flag(args, "--death-timeout"):
             args += ["--death-timeout", DEFAULT_DEATH_TIMEOUT]
         main["args"] = args
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": _metadata(pod_name, namespace, request.name, "worker", owner,
-                                  request.worker_template),
-            "spec": spec}
+    metadata = _metadata(pod_name, namespace, request.name, "worker", owner, template)
+    metadata["labels"][WORKER_GROUP_LABEL] = group
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
 def build_scheduler_pod(request: ClusterRequest, namespace: str, owner: Mapping[str, Any]) -> Manifest:

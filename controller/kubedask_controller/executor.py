@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
-from kubedask.spec import ClusterRequest, job_name, scheduler_name
+from kubedask.spec import DEFAULT_GROUP, ClusterRequest, job_name, scheduler_name
 from kubernetes.client.exceptions import ApiException
 
 from . import builders, drift, job, reconcile
@@ -91,9 +91,16 @@ class Executor:
                 case reconcile.DeletePod(name=pod_name, reason=why, uid=uid):
                     await self.delete_pods([(pod_name, uid)])
                     deleted.append(f"{pod_name} ({why})")
-                case reconcile.CreateWorkers(count=count):
-                    created = await self.create_workers(request, count)
-                    await self.event("ScaledUp", f"created {created} worker pods (target {plan.desired_workers})")
+                case reconcile.CreateWorkers(count=count, group=group):
+                    created = await self.create_workers(request, count, group)
+                    where = "" if group == DEFAULT_GROUP else f" in group {group}"
+                    await self.event("ScaledUp",
+                                     f"created {created} worker pods{where} (target {plan.desired_workers})")
+                case reconcile.RetireWorkers(count=count, candidates=candidates, ask_scheduler=False, group=group):
+                    # The scheduler would choose among every group's workers: the group's newest go.
+                    names = list(candidates[:count])
+                    await self.delete_pods([(n, uids.get(n)) for n in names])
+                    deleted.extend(f"{n} (scale down of group {group})" for n in names)
                 case reconcile.RetireWorkers(count=count, candidates=candidates):
                     if scheduler is not None and not fallback:
                         # Beside the loop: the retired pods are deleted by a later pass.
@@ -132,19 +139,20 @@ class Executor:
         if conflict is not None and not conflict[1]:
             raise NameTaken(conflict[0])
 
-    async def create_workers(self, request: ClusterRequest, count: int) -> int:
-        """Create ``count`` workers: a small first batch, then the rest with ``max_in_flight`` creates at a
-        time (no batch barriers, so one slow create does not hold the others back)."""
+    async def create_workers(self, request: ClusterRequest, count: int, group: str = DEFAULT_GROUP) -> int:
+        """Create ``count`` workers of ``group``: a small first batch, then the rest with ``max_in_flight``
+        creates at a time (no batch barriers, so one slow create does not hold the others back)."""
         first = min(self.first_batch, count)
-        created = await self._create_batch(request, first, in_flight=first)
+        created = await self._create_batch(request, first, first, group)
         if count > first:
-            created += await self._create_batch(request, count - first, in_flight=self.max_in_flight)
+            created += await self._create_batch(request, count - first, self.max_in_flight, group)
         return created
 
-    async def _create_batch(self, request: ClusterRequest, count: int, in_flight: int) -> int:
-        manifests = [builders.build_worker_pod(request, self.namespace, builders.new_worker_name(self.name),
-                                               self.owner) for _ in range(count)]
-        self.expectations.created(m["metadata"]["name"] for m in manifests)
+    async def _create_batch(self, request: ClusterRequest, count: int, in_flight: int, group: str) -> int:
+        manifests = [builders.build_worker_pod(request, self.namespace,
+                                               builders.new_worker_name(self.name, group=group), self.owner, group)
+                     for _ in range(count)]
+        self.expectations.created((m["metadata"]["name"] for m in manifests), group)
         gate = asyncio.Semaphore(in_flight)
         failed = asyncio.Event()  # after the first refusal, the rest are not even sent
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from kubedask.spec import DEFAULT_GROUP
+
 from .clock import Clock
 from .reconcile import PodInfo
 
@@ -20,14 +22,14 @@ class Expectations:
         self.clock = clock
         #: How long an unseen create / delete is trusted before the LIST is believed instead.
         self.timeout = timeout
-        self._creates: dict[str, float] = {}  # pod name -> monotonic deadline
+        self._creates: dict[str, tuple[float, str]] = {}  # pod name -> (monotonic deadline, worker group)
         self._deletes: dict[str, float] = {}
 
-    def created(self, names: Iterable[str]) -> None:
-        """Expect these pods to exist; called before the creates are sent, so a crash mid-way is
-        covered by the next LIST."""
+    def created(self, names: Iterable[str], group: str = DEFAULT_GROUP) -> None:
+        """Expect these pods (workers of ``group``) to exist; called before the creates are sent, so a crash
+        mid-way is covered by the next LIST."""
         deadline = self.clock.monotonic() + self.timeout
-        self._creates.update(dict.fromkeys(names, deadline))
+        self._creates.update(dict.fromkeys(names, (deadline, group)))
 
     def not_created(self, name: str) -> None:
         """The create failed or was never sent."""
@@ -57,11 +59,11 @@ class Expectations:
         """The listed workers as this process expects them; met and expired expectations are dropped."""
         now = self.clock.monotonic()
         workers = dict(listed)
-        for name, deadline in list(self._creates.items()):
+        for name, (deadline, group) in list(self._creates.items()):
             if name in workers or deadline < now:
                 del self._creates[name]
             else:
-                workers[name] = PodInfo(name=name)
+                workers[name] = PodInfo(name=name, group=group)
         for name, deadline in list(self._deletes.items()):
             info = workers.get(name)
             if info is None or info.deleting or deadline < now:

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubedask.spec import AdaptSpec, ClusterRequest
+from kubedask.spec import DEFAULT_GROUP, WORKER_GROUP_LABEL, AdaptSpec, ClusterRequest
 
 DONE_PHASES = ("Succeeded", "Failed")
 
@@ -32,6 +32,8 @@ class PodInfo:
     uid: str | None = None
     #: Retired by the scheduler (its data moved away): deleted, and never replaced.
     retired: bool = False
+    #: The worker group (label ``dask.org/workergroup-name``; a pod without it is in the default group).
+    group: str = DEFAULT_GROUP
 
     @property
     def done(self) -> bool:
@@ -52,6 +54,7 @@ class PodInfo:
             created=str(metadata.get("creationTimestamp") or ""),
             node=(pod.get("spec") or {}).get("nodeName"),
             uid=metadata.get("uid"),
+            group=(metadata.get("labels") or {}).get(WORKER_GROUP_LABEL) or DEFAULT_GROUP,
         )
 
 
@@ -71,6 +74,9 @@ class Observed:
     @property
     def active_workers(self) -> list[PodInfo]:
         return [w for w in self.workers if not w.deleting and not w.done and not w.retired]
+
+    def active_in(self, group: str) -> list[PodInfo]:
+        return [w for w in self.active_workers if w.group == group]
 
 
 # --- actions -----------------------------------------------------------------------------------------
@@ -120,6 +126,7 @@ class DeletePdb:
 @dataclasses.dataclass(frozen=True)
 class CreateWorkers:
     count: int
+    group: str = DEFAULT_GROUP
 
 
 class DeleteCause(enum.Enum):
@@ -151,6 +158,10 @@ class RetireWorkers:
 
     count: int
     candidates: tuple[str, ...]
+    group: str = DEFAULT_GROUP
+    #: False when other groups have running workers too: the scheduler would choose among all of them,
+    #: so the group's newest workers are deleted (their pods get the grace period to stop).
+    ask_scheduler: bool = True
 
 
 Action = (CreateSchedulerPod | CreateService | PatchService | CreatePdb | CreateWorkers | DeletePod | RetireWorkers
@@ -172,9 +183,19 @@ class Plan:
         return any(isinstance(a, DeletePod) and a.cause is DeleteCause.WORKER_EXITED for a in self.actions)
 
 
+def group_targets(request: ClusterRequest, observed: Observed, desired_workers: int) -> dict[str, int]:
+    """Workers wanted per group: ``desired_workers`` for the default group, each named group's count, and 0
+    for a group that has workers but is no longer in the request (its keys were removed)."""
+    targets = {DEFAULT_GROUP: desired_workers, **{g.name: g.workers for g in request.worker_groups}}
+    for worker in observed.workers:
+        targets.setdefault(worker.group, 0)
+    return targets
+
+
 def plan(request: ClusterRequest, observed: Observed, desired_workers: int, service_type: str | None = None) -> Plan:
-    """The actions that move ``observed`` towards ``request`` with ``desired_workers`` workers;
-    ``service_type`` is the type of the request's Service as it exists (patched when it differs)."""
+    """The actions that move ``observed`` towards ``request`` with ``desired_workers`` workers in the default
+    group (and each named group's count in it); ``service_type`` is the type of the request's Service as it
+    exists (patched when it differs)."""
     actions: list[Action] = []
     if request.deploy_mode == "remote":
         scheduler = observed.scheduler
@@ -204,18 +225,26 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int, serv
             actions.append(DeletePod(worker.name, DeleteCause.WORKER_EXITED,
                                      f"worker pod {worker.phase}; it will be replaced", worker.uid))
 
-    active = observed.active_workers
+    targets = group_targets(request, observed, desired_workers)
+    running_groups = {w.group for w in observed.active_workers if w.phase == "Running"}
+    for group, wanted in targets.items():
+        actions += _scale_group(observed, group, wanted, alone=running_groups <= {group})
+    return Plan(tuple(actions), sum(targets.values()))
+
+
+def _scale_group(observed: Observed, group: str, wanted: int, *, alone: bool) -> list[Action]:
+    """Create or retire workers of one group; ``alone``: no other group has running workers."""
+    active = observed.active_in(group)
     if observed.retiring:
         # A retirement in flight takes some of the active workers away once the scheduler answers; a
         # worker that exits meanwhile is most likely one of them. So nothing is replaced or retired until
         # it answers, unless the request now wants more workers than are left even counting those.
-        if len(active) < desired_workers:
-            actions.append(CreateWorkers(desired_workers - len(active)))
-        return Plan(tuple(actions), desired_workers)
-    excess = len(active) - desired_workers
+        return [CreateWorkers(wanted - len(active), group)] if len(active) < wanted else []
+    excess = len(active) - wanted
     if excess < 0:
-        actions.append(CreateWorkers(-excess))
-    elif excess > 0:
+        return [CreateWorkers(-excess, group)]
+    actions: list[Action] = []
+    if excess > 0:
         # Pending pods hold no data and do no work, so they go first (newest first).
         pending = _newest_first(w for w in active if w.phase != "Running")
         for worker in pending[:excess]:
@@ -223,8 +252,8 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int, serv
         remaining = excess - min(excess, len(pending))
         if remaining:
             running = _newest_first(w for w in active if w.phase == "Running")
-            actions.append(RetireWorkers(remaining, tuple(w.name for w in running)))
-    return Plan(tuple(actions), desired_workers)
+            actions.append(RetireWorkers(remaining, tuple(w.name for w in running), group, ask_scheduler=alone))
+    return actions
 
 
 def _newest_first(workers: Iterable[PodInfo]) -> list[PodInfo]:

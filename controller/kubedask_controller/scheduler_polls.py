@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from kubedask.spec import ClusterRequest, Condition
+from kubedask.spec import DEFAULT_GROUP, ClusterRequest, Condition
 
 from . import reconcile, status
 from .api import SchedulerApi
@@ -62,7 +62,7 @@ class SchedulerPolls:
             self.adapt_state = None
             return request.workers
         if self.adapt_state is None:
-            self.adapt_state = reconcile.AdaptState(target=len(observed.active_workers) or request.workers)
+            self.adapt_state = reconcile.AdaptState(target=len(observed.active_in(DEFAULT_GROUP)) or request.workers)
         target = None
         asked = False
         if scheduler and self.clock.monotonic() >= self._next_adapt_poll:

@@ -23,7 +23,7 @@ from kubedask.spec import (
 )
 
 from .builders import dashboard_address, scheduler_address
-from .reconcile import Observed
+from .reconcile import Observed, PodInfo, group_targets
 
 
 def timestamp(wall: float) -> str:
@@ -76,13 +76,10 @@ def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, 
     ``scheduler_api`` is shown once the controller has asked the scheduler anything.
     ``scheduler_restart`` says why the running scheduler is not what the request asks for now; then
     ``observedSpec`` is ``scheduler_spec``, the spec it was made from (never one not applied)."""
-    active = observed.active_workers
-    counts = WorkerCounts(
-        requested=desired_workers,
-        created=len(active),
-        running=sum(1 for w in active if w.phase == "Running"),
-        ready=sum(1 for w in active if w.ready),
-    )
+    targets = group_targets(request, observed, desired_workers)
+    desired_workers = sum(targets.values())
+    counts = _counts(observed.active_workers, desired_workers)
+    groups = {g: _counts(observed.active_in(g), n) for g, n in targets.items()} if len(targets) > 1 else {}
     remote = request.deploy_mode == "remote"
     scheduler = observed.scheduler
     scheduler_ready = (not remote) or bool(scheduler and scheduler.ready and not scheduler.deleting)
@@ -119,8 +116,14 @@ def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, 
         scheduler_address=scheduler_address(request, namespace),
         dashboard_address=dashboard_address(request, namespace),
         external_address=external_address,
-        workers=counts, observed_spec=scheduler_spec if scheduler_restart else request.fingerprint,
+        workers=counts, worker_groups=groups,
+        observed_spec=scheduler_spec if scheduler_restart else request.fingerprint,
     )
+
+
+def _counts(active: list[PodInfo], requested: int) -> WorkerCounts:
+    return WorkerCounts(requested=requested, created=len(active),
+                        running=sum(1 for w in active if w.phase == "Running"), ready=sum(1 for w in active if w.ready))
 
 
 def _comparable(status: ClusterStatus) -> dict[str, Any]:

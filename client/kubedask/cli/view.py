@@ -97,6 +97,13 @@ class ClusterView:
         return f"{counts.ready}/{counts.requested}"
 
     @property
+    def groups(self) -> str:
+        """``default:2/2,gpu:1/1`` (ready/requested per worker group), or <none> without named groups."""
+        if self.status is None or not self.status.worker_groups:
+            return NONE
+        return ",".join(f"{g}:{c.ready}/{c.requested}" for g, c in sorted(self.status.worker_groups.items()))
+
+    @property
     def deploy_mode(self) -> str:
         return self.data.get(spec.KEY_DEPLOY_MODE) or "remote"
 
@@ -123,7 +130,7 @@ class ClusterView:
         if wide:
             counts = self.status.workers if self.status else None
             created = f"{counts.created}/{counts.running}" if counts else NONE
-            cells += [self.address("external"), created, self.adapt, self.message]
+            cells += [self.address("external"), created, self.adapt, self.groups, self.message]
         return cells
 
     def to_object(self) -> dict[str, Any]:
@@ -136,9 +143,19 @@ class ClusterView:
             "kind": VIEW_KIND,
             "metadata": metadata,
             "spec": dict(self.data),
-            "status": self.status.model_dump(by_alias=True, mode="json") if self.status is not None else None,
+            "status": _status_object(self.status),
         }
 
 
 HEADERS = ["NAME", "PHASE", "WORKERS", "SCHEDULER", "DASHBOARD", "AGE"]
-WIDE_HEADERS = [*HEADERS, "EXTERNAL", "CREATED/RUNNING", "ADAPT", "MESSAGE"]
+WIDE_HEADERS = [*HEADERS, "EXTERNAL", "CREATED/RUNNING", "ADAPT", "GROUPS", "MESSAGE"]
+
+
+def _status_object(status: spec.ClusterStatus | None) -> dict[str, Any] | None:
+    """The status as the controller wrote it (``workerGroups`` only for a cluster with named groups)."""
+    if status is None:
+        return None
+    shown = status.model_dump(by_alias=True, mode="json")
+    if not shown.get("workerGroups"):
+        shown.pop("workerGroups", None)
+    return shown

@@ -6,6 +6,7 @@ them) import this package, so it depends only on pydantic and PyYAML. Its module
 
 - :mod:`.names`: labels, annotations, request keys, ports, name rules and derived object names;
 - :mod:`.request`: the request model, :func:`parse_request` and :func:`build_request_data`;
+- :mod:`.groups`: named worker groups (``workers.GROUP``, ``worker-template.GROUP``);
 - :mod:`.values`: whole numbers, choices and durations inside a request;
 - :mod:`.template`: pod templates inside a request;
 - :mod:`.status`: the status the controller writes (with a batch job's outcome) and the heartbeat the client
@@ -25,11 +26,14 @@ Example::
 from __future__ import annotations
 
 from .errors import RequestError, describe_validation_error, from_validation_error
+from .groups import MAX_GROUP_LENGTH, WorkerGroup, group_key, group_problem, is_group_key, split_group_key
 from .names import (
     ALL_KEYS,
     CLUSTER_NAME_LABEL,
     COMPONENT_LABEL,
     DASHBOARD_PORT,
+    DEFAULT_GROUP,
+    GROUP_KEYS,
     HEARTBEAT_ANNOTATION,
     JOB_COMPONENT,
     KEY_ADAPT,
@@ -52,6 +56,8 @@ from .names import (
     REQUEST_SELECTOR,
     SCHEDULER_PORT,
     STATUS_ANNOTATION,
+    WORKER_GROUP_LABEL,
+    group_worker_name,
     is_valid_name,
     job_name,
     name_problem,
@@ -87,15 +93,17 @@ from .status import (
 from .template import PodTemplate, is_pod_manifest, parse_template, template_from_dict, template_problem
 
 __all__ = [
-    "ALL_KEYS", "CLUSTER_NAME_LABEL", "COMPONENT_LABEL", "DASHBOARD_PORT", "HEARTBEAT_ANNOTATION", "JOB_COMPONENT",
-    "KEY_ADAPT", "KEY_DEPLOY_MODE", "KEY_HEARTBEAT_TIMEOUT", "KEY_IDLE_TIMEOUT", "KEY_JOB_TEMPLATE", "KEY_JOB_TTL",
-    "KEY_SCHEDULER_ADDRESS", "KEY_SCHEDULER_TEMPLATE", "KEY_SERVICE_TYPE", "KEY_WORKERS", "KEY_WORKER_TEMPLATE",
-    "MANAGED_BY_LABEL", "MANAGED_BY_VALUE", "MAX_NAME_LENGTH", "MAX_TEMPLATE_BYTES", "MAX_TEMPLATE_DEPTH",
-    "MAX_WORKERS", "PHASE_LABEL", "REQUEST_LABEL", "REQUEST_LABEL_VALUE", "REQUEST_SELECTOR", "SCHEDULER_PORT",
-    "STATUS_ANNOTATION", "AdaptSpec", "ClusterRequest", "ClusterStatus", "Condition", "DeployMode", "JobState",
-    "JobStatus", "Phase", "PodTemplate", "RequestError", "ServiceType", "WorkerCounts", "build_request_configmap",
-    "build_request_data", "describe_validation_error", "dump_template", "fingerprint", "format_duration",
-    "format_heartbeat", "from_validation_error", "is_pod_manifest", "is_valid_name", "job_name", "name_problem",
-    "parse_duration", "parse_heartbeat", "parse_request", "parse_status", "parse_template", "safe_load_yaml",
-    "scheduler_name", "template_from_dict", "template_problem", "validate_name", "worker_name",
+    "ALL_KEYS", "CLUSTER_NAME_LABEL", "COMPONENT_LABEL", "DASHBOARD_PORT", "DEFAULT_GROUP", "GROUP_KEYS",
+    "HEARTBEAT_ANNOTATION", "JOB_COMPONENT", "KEY_ADAPT", "KEY_DEPLOY_MODE", "KEY_HEARTBEAT_TIMEOUT",
+    "KEY_IDLE_TIMEOUT", "KEY_JOB_TEMPLATE", "KEY_JOB_TTL", "KEY_SCHEDULER_ADDRESS", "KEY_SCHEDULER_TEMPLATE",
+    "KEY_SERVICE_TYPE", "KEY_WORKERS", "KEY_WORKER_TEMPLATE", "MANAGED_BY_LABEL", "MANAGED_BY_VALUE",
+    "MAX_GROUP_LENGTH", "MAX_NAME_LENGTH", "MAX_TEMPLATE_BYTES", "MAX_TEMPLATE_DEPTH", "MAX_WORKERS", "PHASE_LABEL",
+    "REQUEST_LABEL", "REQUEST_LABEL_VALUE", "REQUEST_SELECTOR", "SCHEDULER_PORT", "STATUS_ANNOTATION",
+    "WORKER_GROUP_LABEL", "AdaptSpec", "ClusterRequest", "ClusterStatus", "Condition", "DeployMode", "JobState",
+    "JobStatus", "Phase", "PodTemplate", "RequestError", "ServiceType", "WorkerCounts", "WorkerGroup",
+    "build_request_configmap", "build_request_data", "describe_validation_error", "dump_template", "fingerprint",
+    "format_duration", "format_heartbeat", "from_validation_error", "group_key", "group_problem", "group_worker_name",
+    "is_group_key", "is_pod_manifest", "is_valid_name", "job_name", "name_problem", "parse_duration",
+    "parse_heartbeat", "parse_request", "parse_status", "parse_template", "safe_load_yaml", "scheduler_name",
+    "split_group_key", "template_from_dict", "template_problem", "validate_name", "worker_name",
 ]

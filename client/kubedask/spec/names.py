@@ -29,6 +29,10 @@ CLUSTER_NAME_LABEL = "dask.org/cluster-name"
 COMPONENT_LABEL = "dask.org/component"
 #: The ``dask.org/component`` label value of a batch job's pod (beside ``scheduler`` and ``worker``).
 JOB_COMPONENT = "job"
+#: Label on every worker pod naming its worker group (as the Dask operator labels them).
+WORKER_GROUP_LABEL = "dask.org/workergroup-name"
+#: The group of the unsuffixed ``workers`` / ``worker-template`` keys.
+DEFAULT_GROUP = "default"
 
 KEY_WORKERS = "workers"
 KEY_WORKER_TEMPLATE = "worker-template"
@@ -48,6 +52,9 @@ ALL_KEYS = (
     KEY_WORKERS, KEY_WORKER_TEMPLATE, KEY_SCHEDULER_TEMPLATE, KEY_SERVICE_TYPE, KEY_ADAPT,
     KEY_IDLE_TIMEOUT, KEY_DEPLOY_MODE, KEY_SCHEDULER_ADDRESS, KEY_HEARTBEAT_TIMEOUT, KEY_JOB_TEMPLATE, KEY_JOB_TTL,
 )
+
+#: Keys that may carry a ``.GROUP`` suffix for a named worker group (``workers.gpu``, ``worker-template.gpu``).
+GROUP_KEYS = (KEY_WORKERS, KEY_WORKER_TEMPLATE)
 
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
@@ -70,6 +77,12 @@ def worker_name(cluster: str, suffix: str) -> str:
     ``worker_name(cluster, "")`` is the prefix every worker pod name of the cluster starts with.
     """
     return f"{cluster}-worker-{suffix}"
+
+
+def group_worker_name(cluster: str, group: str, suffix: str) -> str:
+    """A worker pod's name in ``group``: ``NAME-worker-SUFFIX`` for the default group,
+    ``NAME-worker-GROUP-SUFFIX`` for a named one, so the group shows in ``kubectl get pods``."""
+    return worker_name(cluster, suffix if group == DEFAULT_GROUP else f"{group}-{suffix}")
 
 
 def job_name(cluster: str) -> str:

@@ -24,8 +24,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import RequestError, from_validation_error
+from .groups import WorkerGroup, group_key, is_group_key, parse_groups
 from .names import (
     ALL_KEYS,
+    DEFAULT_GROUP,
     KEY_ADAPT,
     KEY_DEPLOY_MODE,
     KEY_HEARTBEAT_TIMEOUT,
@@ -45,7 +47,8 @@ from .safe_yaml import dump_template, safe_load_yaml
 from .template import PodTemplate, parse_template
 from .values import MAX_WORKERS, format_duration, optional_duration, parse_choice, parse_duration, parse_int
 
-__all__ = ["MAX_WORKERS", "AdaptSpec", "ClusterRequest", "DeployMode", "ServiceType", "build_request_configmap",
+__all__ = ["MAX_WORKERS", "AdaptSpec", "ClusterRequest", "DeployMode", "ServiceType", "WorkerGroup",
+           "build_request_configmap",
            "build_request_data", "fingerprint", "format_duration", "parse_duration", "parse_request"]
 
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
@@ -88,7 +91,15 @@ class ClusterRequest(_Frozen):
     job_template: PodTemplate | None = None
     #: Seconds a finished job's request is kept before the controller deletes it (None: kept).
     job_ttl: float | None = None
+    #: Named worker groups (``workers.GROUP``, ``worker-template.GROUP``), sorted by name.
+    worker_groups: tuple[WorkerGroup, ...] = ()
     fingerprint: str
+
+    def group_template(self, group: str) -> PodTemplate:
+        """The worker template of ``group`` (``default``: :attr:`worker_template`)."""
+        if group == DEFAULT_GROUP:
+            return self.worker_template
+        return next(g.template for g in self.worker_groups if g.name == group)
 
 
 def fingerprint(data: Mapping[str, str]) -> str:
@@ -101,13 +112,14 @@ def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
     """Validate a request's name and ``data``; raise :class:`RequestError` with a user-facing message."""
     validate_name(name)
     data = dict(data or {})
-    unknown = sorted(set(data) - set(ALL_KEYS))
+    unknown = sorted(k for k in data if k not in ALL_KEYS and not is_group_key(k))
     if unknown:
         key = unknown[0]
         close = difflib.get_close_matches(key, ALL_KEYS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise RequestError(
-            f"unknown key {key!r} in the request data.{hint} Allowed keys: {', '.join(ALL_KEYS)}.", key=key)
+            f"unknown key {key!r} in the request data.{hint} Allowed keys: {', '.join(ALL_KEYS)}, and "
+            f"'workers.GROUP' / 'worker-template.GROUP' for a named worker group.", key=key)
     for key, value in data.items():
         if not isinstance(value, str):  # pragma: no cover - the API server only stores strings
             raise RequestError(f"key {key!r} must be a string, got {type(value).__name__}.", key=key)
@@ -157,6 +169,7 @@ def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
         client_heartbeat_timeout=optional_duration(data, KEY_HEARTBEAT_TIMEOUT),
         job_template=job_template,
         job_ttl=job_ttl,
+        worker_groups=parse_groups(name, data),
         fingerprint=fingerprint(data),
     )
 
@@ -234,11 +247,12 @@ def build_request_data(
     client_heartbeat_timeout: float | int | str | None = None,
     job_template: Mapping[str, Any] | str | None = None,
     job_ttl: float | int | str | None = None,
+    worker_groups: Mapping[str, tuple[int, Mapping[str, Any] | str]] | None = None,
 ) -> dict[str, str]:
     """Build a request's ConfigMap ``data`` from typed values; unset values are left out.
 
     The result is validated with :func:`parse_request`, so a client learns about a bad value before
-    anything is written.
+    anything is written. ``worker_groups`` maps a group name to ``(workers, template)``.
     """
     data: dict[str, str] = {KEY_WORKER_TEMPLATE: dump_template(worker_template)}
     if workers is not None:
@@ -261,6 +275,9 @@ def build_request_data(
         data[KEY_JOB_TEMPLATE] = dump_template(job_template)
     if job_ttl is not None:
         data[KEY_JOB_TTL] = format_duration(job_ttl)
+    for group, (count, template) in (worker_groups or {}).items():
+        data[group_key(KEY_WORKERS, group)] = str(int(count))
+        data[group_key(KEY_WORKER_TEMPLATE, group)] = dump_template(template)
     parse_request("validation", data)
     return data
 

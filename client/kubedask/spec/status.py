@@ -97,6 +97,10 @@ class ClusterStatus(BaseModel):
     dashboard_address: str | None = _camel("dashboardAddress", None)
     external_address: str | None = _camel("externalAddress", None)
     workers: WorkerCounts = Field(default_factory=WorkerCounts)
+    #: Per worker group (``default`` and every named group), for a request with named groups.
+    worker_groups: dict[str, WorkerCounts] = Field(
+        default_factory=dict, validation_alias=AliasChoices("workerGroups", "worker_groups"),
+        serialization_alias="workerGroups")
     observed_spec: str | None = _camel("observedSpec", None)
     updated_at: str | None = _camel("updatedAt", None)
     #: Only for a request with a ``job-template``.
@@ -106,6 +110,8 @@ class ClusterStatus(BaseModel):
         data = self.model_dump(by_alias=True, exclude_none=False)
         if data["job"] is None:
             del data["job"]  # a cluster without a job writes the status it always wrote
+        if not data["workerGroups"]:
+            del data["workerGroups"]  # likewise a cluster without named worker groups
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def condition(self, type_: str) -> Condition | None:

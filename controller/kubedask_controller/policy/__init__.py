@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from kubedask.spec import ClusterRequest, PodTemplate, RequestError
+from kubedask.spec import KEY_WORKER_TEMPLATE, ClusterRequest, PodTemplate, RequestError, group_key
 
 from . import deputy, pss
 from .document import Policy, Rules, key_of, load_policy
@@ -50,16 +50,21 @@ class NamespaceUsage:
 
 
 def worker_claim(request: ClusterRequest) -> int:
-    """The most workers a request may run: its worker count or its adapt maximum, whichever is larger."""
-    return max(request.workers, request.adapt.maximum if request.adapt else 0)
+    """The most workers a request may run: its worker count or its adapt maximum, whichever is larger, plus
+    every named worker group's count."""
+    default = max(request.workers, request.adapt.maximum if request.adapt else 0)
+    return default + sum(g.workers for g in request.worker_groups)
 
 
 def templates(request: ClusterRequest) -> Iterator[tuple[str, PodTemplate]]:
     """``("worker-template", template)`` for every pod template the request carries, found by type so a
-    template key added to the schema later is checked without a change here."""
+    template key added to the schema later is checked without a change here; each named worker group's
+    as ``("worker-template.GROUP", template)``."""
     for field, value in request:
         if isinstance(value, PodTemplate):
             yield field.replace("_", "-"), value
+    for group in request.worker_groups:
+        yield group_key(KEY_WORKER_TEMPLATE, group.name), group.template
 
 
 def admit(request: ClusterRequest, policy: Policy, namespace: str,
@@ -77,7 +82,7 @@ def admit(request: ClusterRequest, policy: Policy, namespace: str,
                 f"created in the request's own namespace; remove the field", key=key)
         spec = fill_defaults(template.spec, rules) if rules.profile == "restricted" else template.spec
         found += [(key, r) for r in (*pss.check(spec, template.annotations, rules), *deputy.check(spec, rules))]
-        admitted[key.replace("-", "_")] = template.model_copy(update={"spec": spec})
+        admitted[key] = template.model_copy(update={"spec": spec})
     if found:
         (where, first), rest = found[0], found[1:]
         message = first.message(where, namespace)
@@ -86,13 +91,16 @@ def admit(request: ClusterRequest, policy: Policy, namespace: str,
             more = f" and {len(rest) - _MAX_LISTED} more" if len(rest) > _MAX_LISTED else ""
             message += f". Also refused: {'; '.join(also)}{more}"
         raise PolicyViolation(message, key=where)
-    return request.model_copy(update=admitted)
+    groups = tuple(g.model_copy(update={"template": admitted.pop(group_key(KEY_WORKER_TEMPLATE, g.name))})
+                   for g in request.worker_groups)
+    return request.model_copy(update={**{k.replace("-", "_"): t for k, t in admitted.items()},
+                                      "worker_groups": groups})
 
 
 def _request_refusals(request: ClusterRequest, rules: Rules, usage: NamespaceUsage
                       ) -> Iterator[tuple[str, Refusal]]:
     claim = worker_claim(request)
-    which = "adapt" if request.adapt and request.adapt.maximum == claim and claim > request.workers else "workers"
+    which = "adapt" if request.adapt and request.adapt.maximum > request.workers else "workers"
     if claim > rules.max_workers:
         yield which, Refusal(which, claim, f"at most {rules.max_workers} workers per cluster are allowed",
                              key_of("max_workers"), "raise", fix="Ask for fewer")

@@ -69,8 +69,8 @@ def test_get_all_namespaces_without_the_right_is_one_line_naming_it(kube: Memory
 def test_get_wide_adds_counts_adapt_and_message(kube: MemoryKube) -> None:
     _, out, _ = run(kube, "get", "-o", "wide")
     header, analysis, etl = out.splitlines()
-    assert header.split()[-4:] == ["EXTERNAL", "CREATED/RUNNING", "ADAPT", "MESSAGE"]
-    assert analysis.split()[-3:] == ["3/2", "<none>", "<none>"]
+    assert header.split()[-5:] == ["EXTERNAL", "CREATED/RUNNING", "ADAPT", "GROUPS", "MESSAGE"]
+    assert analysis.split()[-4:] == ["3/2", "<none>", "<none>", "<none>"]
     assert etl.endswith("bad template")
 
 
@@ -162,6 +162,28 @@ def test_scale_group_default_is_the_workers_key_and_an_unknown_group_is_one_line
     assert code == 1 and out == "" and err.count("\n") == 1
     assert "has no worker group 'gpu'" in err and "'default'" in err
     assert kube.api("team-a").configmaps["analysis"]["data"][spec.KEY_WORKERS] == "4"
+
+
+def test_scale_group_patches_only_that_groups_count_and_keeps_adapt() -> None:
+    kube = MemoryKube()
+    kube.add_request("team-a", "mixed", workers=2, data={
+        "worker-template.gpu": "containers: [{name: w, image: i}]", "workers.gpu": "1", "adapt": '{"maximum": 5}'})
+    code, out, _ = run(kube, "scale", "mixed", "3", "--group", "gpu")
+    assert code == 0 and out == "daskcluster team-a/mixed scaled to 3 workers in group gpu\n"
+    assert kube.api("team-a").patches == [{"data": {"workers.gpu": "3"}}]
+    code, _, err = run(kube, "scale", "mixed", "3", "--group", "tpu")
+    assert code == 1 and "its groups are 'default', 'gpu'" in err
+
+
+def test_get_wide_shows_counts_per_group() -> None:
+    kube = MemoryKube()
+    status = running(3, 3, "mixed")
+    status["workerGroups"] = {"default": {"requested": 2, "ready": 2}, "gpu": {"requested": 1, "ready": 1}}
+    kube.add_request("team-a", "mixed", workers=2, status=status)
+    _, out, _ = run(kube, "get", "-o", "wide")
+    assert "default:2/2,gpu:1/1" in out.splitlines()[1]
+    _, out, _ = run(kube, "get", "mixed", "-o", "json")
+    assert json.loads(out)["status"]["workerGroups"]["gpu"]["ready"] == 1
 
 
 def test_scale_refused_by_rbac_names_the_verb_and_the_role(kube: MemoryKube) -> None:

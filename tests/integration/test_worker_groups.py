@@ -1,0 +1,94 @@
+"""Worker groups on simulated nodes: a default group and a ``gpu`` group behind one scheduler, each with its
+own pods and counts; ``kubectl patch`` of one group's count scales that group alone; removing a group's keys
+removes its pods."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from controller_harness import SIMULATED_TEMPLATE, Cluster, ControllerProcess, dump, running_controller, wait_for
+
+GPU_TEMPLATE: dict[str, Any] = copy.deepcopy(SIMULATED_TEMPLATE)
+GPU_TEMPLATE["spec"]["tolerations"].append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
+GPU_TEMPLATE["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+GPU_TEMPLATE["spec"]["containers"][0]["args"] += ["--resources", "GPU=1"]
+GROUP_LABEL = "dask.org/workergroup-name"
+
+
+@pytest.fixture
+def controller(kubeconfig: str, namespace: str, tmp_path: Path) -> Iterator[ControllerProcess]:
+    yield from running_controller(kubeconfig, [namespace], tmp_path)
+
+
+@pytest.fixture
+def cluster(api: Any, namespace: str) -> Cluster:
+    return Cluster(api, namespace)
+
+
+def groups_of(cluster: Cluster, name: str) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for pod in cluster.pods(name, "worker"):
+        found.setdefault(pod.metadata.labels.get(GROUP_LABEL), []).append(pod)
+    return found
+
+
+def wait_groups(cluster: Cluster, name: str, wanted: dict[str, int], timeout: float = 90) -> dict[str, list[Any]]:
+    def probe() -> dict[str, list[Any]] | None:
+        found = groups_of(cluster, name)
+        running = {g: sum(1 for p in pods if p.status.phase == "Running") for g, pods in found.items()}
+        shown = {g: len(pods) for g, pods in found.items()}
+        return found if shown == wanted and running == wanted else None
+    try:
+        return wait_for(f"worker groups {wanted} of {name}", probe, timeout)
+    except AssertionError as exc:
+        now = {g: [p.metadata.name for p in pods] for g, pods in groups_of(cluster, name).items()}
+        raise AssertionError(f"{exc}\nworkers now: {now}") from None
+
+
+def test_a_default_and_a_gpu_group_scale_and_go_independently(
+        controller: ControllerProcess, cluster: Cluster, namespace: str, kubectl: Callable[..., str]) -> None:
+    cluster.create_request("mixed", workers=2, worker_groups={"gpu": (1, GPU_TEMPLATE)})
+    found = wait_groups(cluster, "mixed", {"default": 2, "gpu": 1})
+    (gpu,) = found["gpu"]
+    assert gpu.metadata.name.startswith("mixed-worker-gpu-")
+    node = cluster.core.read_node(gpu.spec.node_name)
+    assert "nvidia.com/gpu" in (node.status.allocatable or {}), f"gpu worker on {gpu.spec.node_name}"
+    for pod in found["default"]:
+        assert not pod.metadata.name.startswith("mixed-worker-gpu-")
+        assert "nvidia.com/gpu" not in str(pod.spec.containers[0].resources)
+    status = cluster.wait_phase("mixed", "Running", requested=3)
+    assert (status.workers.requested, status.workers.running) == (3, 3)
+    assert {g: (c.requested, c.running) for g, c in status.worker_groups.items()} == {"default": (2, 2),
+                                                                                      "gpu": (1, 1)}
+
+    # One group's count alone: only that group changes.
+    defaults = sorted(p.metadata.name for p in found["default"])
+    kubectl("patch", "cm", "mixed", "-n", namespace, "-p", json.dumps({"data": {"workers.gpu": "3"}}))
+    found = wait_groups(cluster, "mixed", {"default": 2, "gpu": 3})
+    assert sorted(p.metadata.name for p in found["default"]) == defaults
+    status = cluster.wait_phase("mixed", "Running", requested=5)
+    assert status.worker_groups["gpu"].running == 3
+
+    # The group's keys removed: its pods go, the default group's stay.
+    kubectl("patch", "cm", "mixed", "-n", namespace, "-p",
+            json.dumps({"data": {"workers.gpu": None, "worker-template.gpu": None}}))
+    found = wait_groups(cluster, "mixed", {"default": 2})
+    assert sorted(p.metadata.name for p in found["default"]) == defaults
+    status = cluster.wait_phase("mixed", "Running", requested=2)
+    assert status.workers.running == 2 and not status.worker_groups
+
+
+def test_a_group_template_refused_by_the_policy_fails_the_request_with_the_key(
+        controller: ControllerProcess, cluster: Cluster) -> None:
+    bad = copy.deepcopy(GPU_TEMPLATE)
+    bad["spec"]["hostNetwork"] = True
+    cluster.create_request("refused", data={"worker-template": dump(SIMULATED_TEMPLATE), "workers": "1",
+                                            "worker-template.gpu": dump(bad), "workers.gpu": "1"})
+    status = cluster.wait_phase("refused", "Failed")
+    assert "worker-template.gpu" in status.message and "hostNetwork" in status.message
+    assert cluster.pods("refused", "worker") == []
