@@ -31,11 +31,12 @@ from .options import ClusterOptions
 from .request_io import adapt_settings, scale_target
 from .session import Session
 from .templates import PodTemplate
+from .worker_groups import GroupsArgument, WorkerGroupsMixin
 
 logger = logging.getLogger(__name__)
 
 
-class KubeCluster(Cluster):
+class KubeCluster(WorkerGroupsMixin, Cluster):
     """Launch a Dask cluster on Kubernetes, through the kubedask controller.
 
     A drop-in replacement for the classic ``dask_kubernetes.KubeCluster``: the same arguments, the same
@@ -69,6 +70,8 @@ class KubeCluster(Cluster):
         controller_timeout: seconds to wait for a controller to act on the request.
         client_heartbeat_timeout: seconds without heartbeat after which the controller reaps the cluster.
         shutdown_on_close: delete the cluster on :meth:`close` (``from_name`` defaults to False).
+        worker_groups: named worker groups besides the default one: ``{"gpu": (pod_template, n_workers)}``
+            (or just a pod template: no workers yet); see :meth:`add_worker_group`.
         asynchronous: use with ``await`` / ``async with``.
 
     Example:
@@ -94,6 +97,7 @@ class KubeCluster(Cluster):
         scheduler_pod_template: PodTemplate | None = None, apply_default_affinity: str = "preferred",
         scheduler_service_type: str | None = None, controller_timeout: float | None = None,
         client_heartbeat_timeout: float | None = None, shutdown_on_close: bool = True,
+        worker_groups: GroupsArgument | None = None,
         asynchronous: bool = False, loop: Any = None, quiet: bool = False, _attach: bool = False, **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -106,7 +110,7 @@ class KubeCluster(Cluster):
             scheduler_service_wait_timeout=scheduler_service_wait_timeout,
             scheduler_service_name_resolution_retries=scheduler_service_name_resolution_retries,
             controller_timeout=controller_timeout, client_heartbeat_timeout=client_heartbeat_timeout,
-            apply_default_affinity=apply_default_affinity,
+            apply_default_affinity=apply_default_affinity, worker_groups=worker_groups,
         )
         if security is not None and not isinstance(security, Security):
             raise RuntimeError("security must be a distributed.security.Security object")
@@ -204,13 +208,18 @@ class KubeCluster(Cluster):
 
     # --- scaling --------------------------------------------------------------------------------------
 
-    def scale(self, n: int) -> Any:
-        """Ask for ``n`` workers (capped by ``kubernetes.count.max``); turns adaptive scaling off.
+    def scale(self, n: int, worker_group: str | None = None) -> Any:
+        """Ask for ``n`` workers (capped by ``kubernetes.count.max``); turns adaptive scaling off. With
+        ``worker_group``, ask for ``n`` workers of that group only.
 
         Example:
             >>> cluster.scale(10)  # doctest: +SKIP
+            >>> cluster.scale(2, worker_group="gpu")  # doctest: +SKIP
         """
-        return self._request_change(self._session.requests().set_workers(scale_target(n, kconfig.get("count.max"))))
+        target = scale_target(n, kconfig.get("count.max"))
+        if worker_group is not None and worker_group != "default":
+            return self._request_change(self._scale_group(worker_group, target))
+        return self._request_change(self._session.requests().set_workers(target))
 
     def _request_change(self, change: Coroutine[Any, Any, None]) -> Any:
         """Run a change of the request: blocking when synchronous; when asynchronous, start it now and

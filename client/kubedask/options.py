@@ -9,12 +9,13 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import config as kconfig
 from .naming import render_name, validate_name
-from .templates import PodTemplate, template_from_config
+from .templates import PodTemplate, load_pod_template, template_from_config
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ClusterOptions:
     heartbeat_timeout: float
     close_timeout: float
     apply_default_affinity: str
+    #: Named worker groups: group name -> (Pod manifest, workers).
+    worker_groups: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
 
     @classmethod
     def resolve(
@@ -67,6 +70,7 @@ class ClusterOptions:
         controller_timeout: float | None = None,
         client_heartbeat_timeout: float | None = None,
         apply_default_affinity: str = "preferred",
+        worker_groups: Mapping[str, Any] | None = None,
     ) -> ClusterOptions:
         """Fill every setting from its argument or the Dask config; refuse values that cannot work.
 
@@ -107,9 +111,22 @@ class ClusterOptions:
             heartbeat_timeout=float(kconfig.get("client-heartbeat-timeout", client_heartbeat_timeout)),
             close_timeout=float(kconfig.get("close-timeout")),
             apply_default_affinity=apply_default_affinity,
+            worker_groups=_groups(worker_groups),
         )
         if options.deploy_mode not in ("remote", "local"):
             raise ValueError(f"deploy_mode must be 'remote' or 'local', not {options.deploy_mode!r}")
         if apply_default_affinity not in ("preferred", "required", "none"):
             raise ValueError('apply_default_affinity must be one of "none", "preferred" or "required"')
         return options
+
+
+def _groups(groups: Mapping[str, Any] | None) -> dict[str, tuple[dict[str, Any], int]]:
+    """``worker_groups=`` as (Pod manifest, workers) per group: a template alone means no workers yet."""
+    resolved = {}
+    for group, value in (groups or {}).items():
+        template, n = value if isinstance(value, tuple) else (value, 0)
+        loaded = load_pod_template(template)
+        if loaded is None:
+            raise ValueError(f"worker group {group!r} needs a pod template (make_pod_spec(...), a dict or a path)")
+        resolved[str(group)] = (loaded, int(n))
+    return resolved

@@ -45,6 +45,7 @@ def build_manifest(
     deploy_mode: str | None = None,
     scheduler_address: str | None = None,
     heartbeat_timeout: float | None = None,
+    worker_groups: Mapping[str, tuple[Mapping[str, Any], int]] | None = None,
 ) -> Manifest:
     """The request ConfigMap (a dict), validated by the shared schema, with a fresh heartbeat."""
     data = spec.build_request_data(
@@ -56,7 +57,10 @@ def build_manifest(
         deploy_mode=deploy_mode,
         scheduler_address=scheduler_address,
         client_heartbeat_timeout=heartbeat_timeout,
+        worker_groups={g: (n, t) for g, (t, n) in (worker_groups or {}).items()},
     )
+    if worker_groups:
+        spec.parse_request(name, data)  # group names must fit this cluster's pod names
     manifest = spec.build_request_configmap(name, namespace, data)
     manifest["metadata"]["annotations"] = {spec.HEARTBEAT_ANNOTATION: spec.format_heartbeat()}
     return manifest

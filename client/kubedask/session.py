@@ -95,6 +95,7 @@ class Session:
             idle_timeout=None if idle is None else float(parse_timedelta(idle, default="seconds")),
             deploy_mode=self.deploy_mode, scheduler_address=scheduler_address,
             heartbeat_timeout=self.heartbeat_timeout,
+            worker_groups={g: (add_env(t, env), n) for g, (t, n) in options.worker_groups.items()},
         )
 
     async def open(self) -> str:
