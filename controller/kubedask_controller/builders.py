@@ -21,6 +21,7 @@ from kubedask.spec import (
     WORKER_GROUP_LABEL,
     ClusterRequest,
     PodTemplate,
+    ServiceTemplate,
     group_worker_name,
     scheduler_name,
 )
@@ -229,20 +230,58 @@ def _has_flag(args: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)
 
 
+_PORT_NAMES = {SCHEDULER_PORT: "tcp-comm", DASHBOARD_PORT: "http-dashboard"}
+
+
 def build_service(request: ClusterRequest, namespace: str, owner: Mapping[str, Any]) -> Manifest:
+    """The scheduler Service, with what ``scheduler-service-template`` sets (never its selector)."""
+    template = request.scheduler_service or ServiceTemplate()
+    metadata = _metadata(scheduler_name(request.name), namespace, request.name, "scheduler", owner)
+    metadata["labels"] = {**template.labels, **metadata["labels"]}  # the controller's labels win
+    metadata["annotations"] = dict(template.annotations)
+    names = {**_PORT_NAMES, **template.port_names}
     return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": _metadata(scheduler_name(request.name), namespace, request.name, "scheduler", owner),
+        "apiVersion": "v1", "kind": "Service", "metadata": metadata,
         "spec": {
+            **{k: copy.deepcopy(v) for k, v in template.spec.items() if k != "type"},
             "type": request.scheduler_service_type,
             "selector": selector(request.name, "scheduler"),
-            "ports": [
-                {"name": "tcp-comm", "port": SCHEDULER_PORT, "targetPort": SCHEDULER_PORT, "protocol": "TCP"},
-                {"name": "http-dashboard", "port": DASHBOARD_PORT, "targetPort": DASHBOARD_PORT,
-                 "protocol": "TCP"},
-            ],
+            "ports": [{"name": names[port], "port": port, "targetPort": port, "protocol": "TCP"}
+                      for port in (SCHEDULER_PORT, DASHBOARD_PORT)],
         },
     }
+
+
+def service_patch(request: ClusterRequest, service: Mapping[str, Any]) -> Manifest | None:
+    """A merge patch bringing the existing Service to what the request asks (a live change), or None.
+
+    Labels and annotations the template sets are added or changed (others on the Service are left alone);
+    ``loadBalancerSourceRanges`` follows the template (removed with it); ``externalTrafficPolicy`` is set
+    when the template gives it (the API server defaults it otherwise); port names are changed in place,
+    keeping each port's nodePort."""
+    want = build_service(request, "", {})
+    metadata, spec = service.get("metadata") or {}, service.get("spec") or {}
+    patch: dict[str, Any] = {}
+    for part in ("labels", "annotations"):
+        have = metadata.get(part) or {}
+        changed = {k: v for k, v in want["metadata"][part].items() if have.get(k) != v}
+        if changed:
+            patch.setdefault("metadata", {})[part] = changed
+    changes: dict[str, Any] = {}
+    if spec.get("type") != want["spec"]["type"]:
+        changes["type"] = want["spec"]["type"]
+    if spec.get("loadBalancerSourceRanges") != want["spec"].get("loadBalancerSourceRanges"):
+        changes["loadBalancerSourceRanges"] = want["spec"].get("loadBalancerSourceRanges")
+    policy = want["spec"].get("externalTrafficPolicy")
+    if policy is not None and spec.get("externalTrafficPolicy") != policy:
+        changes["externalTrafficPolicy"] = policy
+    names = {p["port"]: p["name"] for p in want["spec"]["ports"]}
+    ports = [dict(p) for p in spec.get("ports") or []]
+    if any(p.get("port") in names and p.get("name") != names[p["port"]] for p in ports):
+        changes["ports"] = [{**p, "name": names.get(p.get("port"), p.get("name"))} for p in ports]
+    if changes:
+        patch["spec"] = changes
+    return patch or None
 
 
 def build_pdb(request: ClusterRequest, namespace: str, owner: Mapping[str, Any]) -> Manifest:

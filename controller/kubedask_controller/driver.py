@@ -145,7 +145,7 @@ class RequestDriver:
 
         desired = await self.polls.desired_workers(request, seen.observed, scheduler)
         service_type = ((seen.service or {}).get("spec") or {}).get("type")
-        plan = reconcile.plan(request, seen.observed, desired, service_type)
+        plan = reconcile.plan(request, seen.observed, desired, service_type, seen.service)
         try:
             await self.executor.execute(request, plan, seen.observed, scheduler)
         except Rejected as exc:

@@ -72,10 +72,12 @@ class Executor:
                             builders.build_service(request, self.namespace, self.owner))):
                         await self.event("ServiceCreated", f"created Service {scheduler_name(self.name)} "
                                          f"({request.scheduler_service_type})")
-                case reconcile.PatchService(type=service_type):
-                    await _refused_as_rejected("Service type change", self.kube.patch_service(
-                        self.namespace, scheduler_name(self.name), {"spec": {"type": service_type}}))
-                    await self.event("ServiceUpdated", f"Service {scheduler_name(self.name)} is now {service_type}")
+                case reconcile.PatchService(type=service_type, patch=patch):
+                    await _refused_as_rejected("Service change", self.kube.patch_service(
+                        self.namespace, scheduler_name(self.name), dict(patch) or {"spec": {"type": service_type}}))
+                    what = sorted({*patch.get("metadata", {}), *patch.get("spec", {})}) or ["type"]
+                    await self.event("ServiceUpdated", f"Service {scheduler_name(self.name)} updated "
+                                     f"({', '.join(what)}); its type is {service_type}")
                 case reconcile.CreatePdb():
                     await self.kube.create_pdb(builders.build_pdb(request, self.namespace, self.owner))
                 case reconcile.CreateJobPod():

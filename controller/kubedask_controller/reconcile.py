@@ -15,6 +15,8 @@ from typing import Any
 
 from kubedask.spec import DEFAULT_GROUP, WORKER_GROUP_LABEL, AdaptSpec, ClusterRequest
 
+from . import builders
+
 DONE_PHASES = ("Succeeded", "Failed")
 
 
@@ -99,9 +101,11 @@ class CreatePdb:
 
 @dataclasses.dataclass(frozen=True)
 class PatchService:
-    """Give the Service the type the request asks for (a live change)."""
+    """Give the Service the type (and ``scheduler-service-template`` fields) the request asks for, live."""
 
     type: str
+    #: The merge patch; empty: only the type.
+    patch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,10 +196,12 @@ def group_targets(request: ClusterRequest, observed: Observed, desired_workers: 
     return targets
 
 
-def plan(request: ClusterRequest, observed: Observed, desired_workers: int, service_type: str | None = None) -> Plan:
+def plan(request: ClusterRequest, observed: Observed, desired_workers: int, service_type: str | None = None,
+         service: Mapping[str, Any] | None = None) -> Plan:
     """The actions that move ``observed`` towards ``request`` with ``desired_workers`` workers in the default
     group (and each named group's count in it); ``service_type`` is the type of the request's Service as it
-    exists (patched when it differs)."""
+    exists (patched when it differs), or ``service`` the whole Service as read (then the template's labels,
+    annotations and spec fields are compared too)."""
     actions: list[Action] = []
     if request.deploy_mode == "remote":
         scheduler = observed.scheduler
@@ -206,9 +212,12 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int, serv
             # pass recreates it.
             actions.append(DeletePod(scheduler.name, DeleteCause.SCHEDULER_EXITED, f"scheduler pod {scheduler.phase}",
                                      scheduler.uid))
+        patch = builders.service_patch(request, service) if observed.service and service is not None else None
         if not observed.service:
             actions.append(CreateService())
-        elif service_type is not None and service_type != request.scheduler_service_type:
+        elif patch:
+            actions.append(PatchService(request.scheduler_service_type, patch))
+        elif service is None and service_type is not None and service_type != request.scheduler_service_type:
             actions.append(PatchService(request.scheduler_service_type))
         if not observed.pdb:
             actions.append(CreatePdb())

@@ -38,6 +38,8 @@ KEY_WORKERS = "workers"
 KEY_WORKER_TEMPLATE = "worker-template"
 KEY_SCHEDULER_TEMPLATE = "scheduler-template"
 KEY_SERVICE_TYPE = "scheduler-service-type"
+#: Labels, annotations and the safe spec fields of the scheduler Service (see :mod:`.service`).
+KEY_SERVICE_TEMPLATE = "scheduler-service-template"
 KEY_ADAPT = "adapt"
 KEY_IDLE_TIMEOUT = "idle-timeout"
 KEY_DEPLOY_MODE = "deploy-mode"
@@ -51,6 +53,7 @@ KEY_JOB_TTL = "job-ttl"
 ALL_KEYS = (
     KEY_WORKERS, KEY_WORKER_TEMPLATE, KEY_SCHEDULER_TEMPLATE, KEY_SERVICE_TYPE, KEY_ADAPT,
     KEY_IDLE_TIMEOUT, KEY_DEPLOY_MODE, KEY_SCHEDULER_ADDRESS, KEY_HEARTBEAT_TIMEOUT, KEY_JOB_TEMPLATE, KEY_JOB_TTL,
+    KEY_SERVICE_TEMPLATE,
 )
 
 #: Keys that may carry a ``.GROUP`` suffix for a named worker group (``workers.gpu``, ``worker-template.gpu``).

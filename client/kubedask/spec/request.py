@@ -36,6 +36,7 @@ from .names import (
     KEY_JOB_TTL,
     KEY_SCHEDULER_ADDRESS,
     KEY_SCHEDULER_TEMPLATE,
+    KEY_SERVICE_TEMPLATE,
     KEY_SERVICE_TYPE,
     KEY_WORKER_TEMPLATE,
     KEY_WORKERS,
@@ -44,6 +45,7 @@ from .names import (
     validate_name,
 )
 from .safe_yaml import dump_template, safe_load_yaml
+from .service import ServiceTemplate, parse_service_template
 from .template import PodTemplate, parse_template
 from .values import MAX_WORKERS, format_duration, optional_duration, parse_choice, parse_duration, parse_int
 
@@ -82,6 +84,8 @@ class ClusterRequest(_Frozen):
     worker_template: PodTemplate
     scheduler_template: PodTemplate | None = None
     scheduler_service_type: ServiceType = "ClusterIP"
+    #: ``scheduler-service-template``: labels, annotations and safe spec fields of the scheduler Service.
+    scheduler_service: ServiceTemplate | None = None
     adapt: AdaptSpec | None = None
     idle_timeout: float | None = None
     deploy_mode: DeployMode = "remote"
@@ -155,13 +159,15 @@ def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
         scheduler_template = parse_template(data[KEY_SCHEDULER_TEMPLATE], key=KEY_SCHEDULER_TEMPLATE)
 
     job_template, job_ttl = _parse_job(data, deploy_mode)
+    service, service_type = _parse_service(data, deploy_mode)
     adapt = _parse_adapt(data[KEY_ADAPT]) if data.get(KEY_ADAPT, "").strip() else None
     return ClusterRequest(
         name=name,
         workers=parse_int(data, KEY_WORKERS, default=adapt.minimum if adapt else 0),
         worker_template=worker_template,
         scheduler_template=scheduler_template,
-        scheduler_service_type=parse_choice(data, KEY_SERVICE_TYPE, _SERVICE_TYPES, "ClusterIP"),
+        scheduler_service_type=service_type,
+        scheduler_service=service,
         adapt=adapt,
         idle_timeout=optional_duration(data, KEY_IDLE_TIMEOUT),
         deploy_mode=deploy_mode,
@@ -193,6 +199,22 @@ def _parse_job(data: Mapping[str, str], deploy_mode: DeployMode) -> tuple[PodTem
             f"key {KEY_JOB_TEMPLATE!r}: restartPolicy 'Always' never lets a job end; use 'Never' (the default: "
             f"the job runs once) or 'OnFailure' (the kubelet restarts it until it succeeds).", key=KEY_JOB_TEMPLATE)
     return template, ttl
+
+
+def _parse_service(data: Mapping[str, str], deploy_mode: DeployMode) -> tuple[ServiceTemplate | None, ServiceType]:
+    """``scheduler-service-template`` and the Service type (its ``spec.type`` or ``scheduler-service-type``)."""
+    service_type = parse_choice(data, KEY_SERVICE_TYPE, _SERVICE_TYPES, "ClusterIP")
+    if not data.get(KEY_SERVICE_TEMPLATE, "").strip():
+        return None, service_type
+    if deploy_mode == "local":
+        raise RequestError(f"key {KEY_SERVICE_TEMPLATE!r} is set but {KEY_DEPLOY_MODE!r} is 'local', where there is "
+                           "no scheduler Service; remove one of them.", key=KEY_SERVICE_TEMPLATE)
+    service = parse_service_template(data[KEY_SERVICE_TEMPLATE])
+    wanted = service.spec.get("type")
+    if wanted is not None and KEY_SERVICE_TYPE in data and wanted != service_type:
+        raise RequestError(f"key {KEY_SERVICE_TEMPLATE!r} says spec.type {wanted!r} but {KEY_SERVICE_TYPE!r} is "
+                           f"{service_type!r}; keep one of them.", key=KEY_SERVICE_TEMPLATE)
+    return service, wanted or service_type
 
 
 def _parse_adapt(raw: str) -> AdaptSpec:
@@ -248,6 +270,7 @@ def build_request_data(
     job_template: Mapping[str, Any] | str | None = None,
     job_ttl: float | int | str | None = None,
     worker_groups: Mapping[str, tuple[int, Mapping[str, Any] | str]] | None = None,
+    scheduler_service_template: Mapping[str, Any] | str | None = None,
 ) -> dict[str, str]:
     """Build a request's ConfigMap ``data`` from typed values; unset values are left out.
 
@@ -275,6 +298,8 @@ def build_request_data(
         data[KEY_JOB_TEMPLATE] = dump_template(job_template)
     if job_ttl is not None:
         data[KEY_JOB_TTL] = format_duration(job_ttl)
+    if scheduler_service_template is not None:
+        data[KEY_SERVICE_TEMPLATE] = dump_template(scheduler_service_template)
     for group, (count, template) in (worker_groups or {}).items():
         data[group_key(KEY_WORKERS, group)] = str(int(count))
         data[group_key(KEY_WORKER_TEMPLATE, group)] = dump_template(template)
