@@ -100,8 +100,16 @@ def converged(cluster: Cluster, name: str, workers: int) -> str | None:
 def wait_converged(cluster: Cluster, name: str, workers: int, timeout: float = 180) -> float:
     """Wait for :func:`converged`; the seconds it took."""
     started = time.monotonic()
-    eventually(f"{name} to converge to {workers} workers", lambda: converged(cluster, name, workers) is None
-               or None, timeout=timeout, interval=0.5)
+    problem: list[str | None] = ["not checked yet"]
+
+    def done() -> bool:
+        problem[0] = converged(cluster, name, workers)
+        return problem[0] is None
+
+    try:
+        eventually(f"{name} to converge to {workers} workers", done, timeout=timeout, interval=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; still wrong: {problem[0]}") from None
     return time.monotonic() - started
 
 
