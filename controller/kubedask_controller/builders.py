@@ -6,6 +6,8 @@ Nothing here talks to the API; the handlers decide when to create what.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +51,17 @@ def new_worker_name(cluster: str, rng: random.Random | None = None, group: str =
 
 
 _rng = random.SystemRandom()
+
+
+#: On worker pods: a hash of the group template they were made from (a rolling update replaces the others).
+TEMPLATE_ANNOTATION = "kubedask.io/template-hash"
+
+
+def template_hash(template: PodTemplate) -> str:
+    """A hash of a worker template as admitted: the request's input, not the built pod, so a controller
+    upgrade that builds pods differently never replaces every running worker."""
+    canonical = json.dumps(template.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def scheduler_address(request: ClusterRequest, namespace: str) -> str:
@@ -124,6 +137,7 @@ def build_worker_pod(request: ClusterRequest, namespace: str, pod_name: str, own
         main["args"] = args
     metadata = _metadata(pod_name, namespace, request.name, "worker", owner, template)
     metadata["labels"][WORKER_GROUP_LABEL] = group
+    metadata["annotations"][TEMPLATE_ANNOTATION] = template_hash(template)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 

@@ -36,6 +36,8 @@ class PodInfo:
     retired: bool = False
     #: The worker group (label ``dask.org/workergroup-name``; a pod without it is in the default group).
     group: str = DEFAULT_GROUP
+    #: The template hash the pod was made from (None: unknown, made by an older controller: left alone).
+    template: str | None = None
 
     @property
     def done(self) -> bool:
@@ -57,6 +59,7 @@ class PodInfo:
             node=(pod.get("spec") or {}).get("nodeName"),
             uid=metadata.get("uid"),
             group=(metadata.get("labels") or {}).get(WORKER_GROUP_LABEL) or DEFAULT_GROUP,
+            template=(metadata.get("annotations") or {}).get(builders.TEMPLATE_ANNOTATION),
         )
 
 
@@ -142,6 +145,7 @@ class DeleteCause(enum.Enum):
     SCALE_DOWN = "scale down"
     RETIRED = "retired"  # the scheduler retired it: its data moved, it is not replaced
     JOB_ENDED = "job ended"  # the batch job ended: its cluster goes
+    OUTDATED = "outdated"  # a rolling update: replaced by a worker made from the current template
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,8 +241,49 @@ def plan(request: ClusterRequest, observed: Observed, desired_workers: int, serv
     targets = group_targets(request, observed, desired_workers)
     running_groups = {w.group for w in observed.active_workers if w.phase == "Running"}
     for group, wanted in targets.items():
-        actions += _scale_group(observed, group, wanted, alone=running_groups <= {group})
+        rolling = request.update_strategy == "rolling" and _has_template(request, group)
+        step = _roll(observed, group, wanted, request.max_surge, builders.template_hash(
+            request.group_template(group))) if rolling else None
+        actions += step if step is not None else _scale_group(observed, group, wanted, alone=running_groups <= {group})
     return Plan(tuple(actions), sum(targets.values()))
+
+
+def _has_template(request: ClusterRequest, group: str) -> bool:
+    return group == DEFAULT_GROUP or any(g.name == group for g in request.worker_groups)
+
+
+def outdated(workers: Iterable[PodInfo], current: str) -> list[PodInfo]:
+    """Workers made from another template than ``current`` (unstamped ones are not known to be)."""
+    return [w for w in workers if w.template is not None and w.template != current]
+
+
+def _roll(observed: Observed, group: str, wanted: int, max_surge: int, current: str) -> list[Action] | None:
+    """A rolling update's next step for one group, or None when nothing of it is outdated (or the group is
+    not at its size: scaling comes first). New workers first, at most ``max_surge`` beyond ``wanted``; an
+    old worker goes once a new one is ready, so the group never has fewer than ``wanted`` ready workers
+    because of the update."""
+    active = observed.active_in(group)
+    old = outdated(active, current)
+    if not old or observed.retiring or len(active) < wanted:
+        return None
+    fresh = [w for w in active if w not in old]
+    actions: list[Action] = []
+    surge = len(active) - wanted
+    room = max_surge - surge
+    if room > 0 and len(fresh) < wanted:
+        actions.append(CreateWorkers(min(room, wanted - len(fresh)), group))
+    # Old workers that are not ready do no work: they may go whenever a new one has taken their place. Ready
+    # ones go only while the group keeps ``wanted`` ready workers.
+    unready = sum(1 for w in old if not w.ready)
+    removable = min(unready, max(0, surge))
+    ready = sum(1 for w in active if w.ready)
+    removable += min(len(old) - unready, max(0, surge - removable), max(0, ready - wanted))
+    if len(active) > wanted + max_surge:  # a scale-down meanwhile: the old ones go first
+        removable = max(removable, len(active) - wanted - max_surge)
+    for worker in sorted(old, key=lambda w: (w.ready, w.created, w.name))[:removable]:
+        actions.append(DeletePod(worker.name, DeleteCause.OUTDATED, "rolling update: replaced by a worker made "
+                                 "from the current template", worker.uid))
+    return actions
 
 
 def _scale_group(observed: Observed, group: str, wanted: int, *, alone: bool) -> list[Action]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubedask.spec import (
+    DEFAULT_GROUP,
     PHASE_LABEL,
     STATUS_ANNOTATION,
     ClusterRequest,
@@ -22,7 +23,7 @@ from kubedask.spec import (
     WorkerCounts,
 )
 
-from .builders import dashboard_address, scheduler_address
+from .builders import dashboard_address, scheduler_address, template_hash
 from .reconcile import Observed, PodInfo, group_targets
 
 
@@ -78,8 +79,9 @@ def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, 
     ``observedSpec`` is ``scheduler_spec``, the spec it was made from (never one not applied)."""
     targets = group_targets(request, observed, desired_workers)
     desired_workers = sum(targets.values())
-    counts = _counts(observed.active_workers, desired_workers)
-    groups = {g: _counts(observed.active_in(g), n) for g, n in targets.items()} if len(targets) > 1 else {}
+    counts = _counts(observed.active_workers, desired_workers, request)
+    groups = ({g: _counts(observed.active_in(g), n, request) for g, n in targets.items()}
+              if len(targets) > 1 else {})
     remote = request.deploy_mode == "remote"
     scheduler = observed.scheduler
     scheduler_ready = (not remote) or bool(scheduler and scheduler.ready and not scheduler.deleting)
@@ -121,9 +123,13 @@ def cluster_status(request: ClusterRequest, namespace: str, observed: Observed, 
     )
 
 
-def _counts(active: list[PodInfo], requested: int) -> WorkerCounts:
+def _counts(active: list[PodInfo], requested: int, request: ClusterRequest) -> WorkerCounts:
+    hashes = {DEFAULT_GROUP: template_hash(request.worker_template),
+              **{g.name: template_hash(g.template) for g in request.worker_groups}}
+    old = sum(1 for w in active if w.template is not None and w.template != hashes.get(w.group))
     return WorkerCounts(requested=requested, created=len(active),
-                        running=sum(1 for w in active if w.phase == "Running"), ready=sum(1 for w in active if w.ready))
+                        running=sum(1 for w in active if w.phase == "Running"),
+                        ready=sum(1 for w in active if w.ready), updated=len(active) - old)
 
 
 def _comparable(status: ClusterStatus) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Worker groups on simulated nodes: a default group and a ``gpu`` group behind one scheduler, each with its
 own pods and counts; ``kubectl patch`` of one group's count scales that group alone; removing a group's keys
-removes its pods."""
+removes its pods. Also the scheduler Service template and the rolling update of a changed template."""
 
 from __future__ import annotations
 
@@ -133,3 +133,31 @@ def test_a_scheduler_service_template_reaches_the_service_and_follows_live_edits
         status = cluster.wait_phase("svc", "Failed")
         assert "spec.selector cannot be set" in status.message
         assert service().spec.selector["dask.org/component"] == "scheduler"
+
+
+def test_a_changed_template_replaces_every_worker_with_at_most_max_surge_extra(
+        controller: ControllerProcess, cluster: Cluster, namespace: str, kubectl: Callable[..., str]) -> None:
+    cluster.create_request("rolling", workers=3)
+    old = set(cluster.wait_workers("rolling", 3))
+    cluster.wait_phase("rolling", "Running", requested=3)
+    changed = copy.deepcopy(SIMULATED_TEMPLATE)
+    changed["spec"]["containers"][0]["env"] = [{"name": "RELEASE", "value": "2"}]
+    patch = {"data": {"worker-template": dump(changed)}}
+    kubectl("patch", "cm", "rolling", "-n", namespace, "-p", json.dumps(patch))
+    most = 0
+
+    def replaced() -> list[Any] | None:
+        nonlocal most
+        pods = cluster.pods("rolling", "worker", include_deleting=True)
+        most = max(most, sum(1 for p in pods if p.metadata.deletion_timestamp is None))
+        live = [p for p in pods if p.metadata.deletion_timestamp is None]
+        fresh = [p for p in live if p.metadata.name not in old and p.status.phase == "Running"]
+        return live if len(live) == 3 and len(fresh) == 3 else None
+
+    pods = wait_for("all 3 workers replaced", replaced, timeout=120, interval=0.1)
+    for pod in pods:
+        assert {e.name: e.value for e in pod.spec.containers[0].env}.get("RELEASE") == "2"
+    assert most <= 4, f"{most} workers at once with max-surge 1"
+    # The status follows with the controller's next pass.
+    wait_for("the status to count 3 updated workers",
+             lambda: (s := cluster.status("rolling")) is not None and s.workers.updated == 3 and s.phase == "Running")

@@ -158,4 +158,7 @@ def _status_object(status: spec.ClusterStatus | None) -> dict[str, Any] | None:
     shown = status.model_dump(by_alias=True, mode="json")
     if not shown.get("workerGroups"):
         shown.pop("workerGroups", None)
+    for counts in [shown.get("workers") or {}, *(shown.get("workerGroups") or {}).values()]:
+        if counts.get("updated") is None:
+            counts.pop("updated", None)
     return shown

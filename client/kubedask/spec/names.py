@@ -41,6 +41,10 @@ KEY_SERVICE_TYPE = "scheduler-service-type"
 #: Labels, annotations and the safe spec fields of the scheduler Service (see :mod:`.service`).
 KEY_SERVICE_TEMPLATE = "scheduler-service-template"
 KEY_ADAPT = "adapt"
+#: ``rolling`` (default): a changed worker template replaces running workers; ``new-workers-only``: it does not.
+KEY_UPDATE_STRATEGY = "update-strategy"
+#: During a rolling update, how many workers more than asked for a group may run at a time (default 1).
+KEY_MAX_SURGE = "max-surge"
 KEY_IDLE_TIMEOUT = "idle-timeout"
 KEY_DEPLOY_MODE = "deploy-mode"
 KEY_SCHEDULER_ADDRESS = "scheduler-address"
@@ -53,7 +57,7 @@ KEY_JOB_TTL = "job-ttl"
 ALL_KEYS = (
     KEY_WORKERS, KEY_WORKER_TEMPLATE, KEY_SCHEDULER_TEMPLATE, KEY_SERVICE_TYPE, KEY_ADAPT,
     KEY_IDLE_TIMEOUT, KEY_DEPLOY_MODE, KEY_SCHEDULER_ADDRESS, KEY_HEARTBEAT_TIMEOUT, KEY_JOB_TEMPLATE, KEY_JOB_TTL,
-    KEY_SERVICE_TEMPLATE,
+    KEY_SERVICE_TEMPLATE, KEY_UPDATE_STRATEGY, KEY_MAX_SURGE,
 )
 
 #: Keys that may carry a ``.GROUP`` suffix for a named worker group (``workers.gpu``, ``worker-template.gpu``).

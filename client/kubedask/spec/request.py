@@ -34,10 +34,12 @@ from .names import (
     KEY_IDLE_TIMEOUT,
     KEY_JOB_TEMPLATE,
     KEY_JOB_TTL,
+    KEY_MAX_SURGE,
     KEY_SCHEDULER_ADDRESS,
     KEY_SCHEDULER_TEMPLATE,
     KEY_SERVICE_TEMPLATE,
     KEY_SERVICE_TYPE,
+    KEY_UPDATE_STRATEGY,
     KEY_WORKER_TEMPLATE,
     KEY_WORKERS,
     REQUEST_LABEL,
@@ -57,6 +59,8 @@ ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 DeployMode = Literal["remote", "local"]
 _SERVICE_TYPES: tuple[ServiceType, ...] = ("ClusterIP", "NodePort", "LoadBalancer")
 _DEPLOY_MODES: tuple[DeployMode, ...] = ("remote", "local")
+UpdateStrategy = Literal["rolling", "new-workers-only"]
+_STRATEGIES: tuple[UpdateStrategy, ...] = ("rolling", "new-workers-only")
 
 _ADDRESS_RE = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/]+:\d{1,5}$")
 
@@ -97,6 +101,9 @@ class ClusterRequest(_Frozen):
     job_ttl: float | None = None
     #: Named worker groups (``workers.GROUP``, ``worker-template.GROUP``), sorted by name.
     worker_groups: tuple[WorkerGroup, ...] = ()
+    #: What a changed worker template does to running workers, and the extra pods a rolling update may add.
+    update_strategy: UpdateStrategy = "rolling"
+    max_surge: int = 1
     fingerprint: str
 
     def group_template(self, group: str) -> PodTemplate:
@@ -176,6 +183,8 @@ def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
         job_template=job_template,
         job_ttl=job_ttl,
         worker_groups=parse_groups(name, data),
+        update_strategy=parse_choice(data, KEY_UPDATE_STRATEGY, _STRATEGIES, "rolling"),
+        max_surge=_parse_surge(data),
         fingerprint=fingerprint(data),
     )
 
@@ -215,6 +224,15 @@ def _parse_service(data: Mapping[str, str], deploy_mode: DeployMode) -> tuple[Se
         raise RequestError(f"key {KEY_SERVICE_TEMPLATE!r} says spec.type {wanted!r} but {KEY_SERVICE_TYPE!r} is "
                            f"{service_type!r}; keep one of them.", key=KEY_SERVICE_TEMPLATE)
     return service, wanted or service_type
+
+
+def _parse_surge(data: Mapping[str, str]) -> int:
+    surge = parse_int(data, KEY_MAX_SURGE, default=1)
+    if surge < 1:
+        raise RequestError(f"key {KEY_MAX_SURGE!r} is 0: a rolling update needs room for at least one new worker "
+                           f"beside the old ones; use 1 or more, or set {KEY_UPDATE_STRATEGY!r}: new-workers-only.",
+                           key=KEY_MAX_SURGE)
+    return surge
 
 
 def _parse_adapt(raw: str) -> AdaptSpec:

@@ -66,6 +66,9 @@ class WorkerCounts(BaseModel):
     created: int = 0
     running: int = 0
     ready: int = 0
+    #: Of the created workers, how many run the template the request has now (a rolling update's progress);
+    #: None in a status written by an older controller.
+    updated: int | None = None
 
 
 class JobStatus(BaseModel):
