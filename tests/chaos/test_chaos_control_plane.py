@@ -18,7 +18,7 @@ import pytest
 from chaoskit import controller_env, delete_request, eventually, no_orphans, wait_converged
 from controller_harness import Cluster, ControllerProcess
 
-from devcluster import controlplane
+from devcluster import controlplane, kwok
 
 SCALE = 200
 
@@ -56,9 +56,12 @@ def restart_during_scale_up(component: str, rounds: int, instance: Any, api: Any
         kill = hard if round_ % 2 == 0 else not hard  # alternate SIGKILL and a graceful stop over rounds
         downtime = controlplane.restart(instance, component, hard=kill)
         assert controller.healthy(), "the controller died with the API server"
-        # The controller's part (every pod created) and the whole (running, status true) apart: KWOK, the
-        # simulated kubelet, may itself take a while to resume after an API server restart.
         back = time.monotonic()
+        # KWOK, the simulated kubelet, does not reliably resume after such a restart (its pod watch stalls
+        # for ~90 s, and a pod bound during the outage may stay Pending for good): restarted, it lists
+        # every pod afresh. Its recovery is not what is tested here; the controller's is.
+        instance.processes.stop("kwok", timeout=5)
+        kwok.start(instance)
         eventually(f"exactly {SCALE} worker pods of {name}",
                    functools.partial(has_exactly, cluster, name, SCALE), timeout=240, interval=0.2)
         created = time.monotonic() - back
