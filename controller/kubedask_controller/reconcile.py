@@ -13,76 +13,15 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubedask.spec import DEFAULT_GROUP, WORKER_GROUP_LABEL, AdaptSpec, ClusterRequest
+from kubedask.spec import DEFAULT_GROUP, ClusterRequest
 
 from . import builders
-
-DONE_PHASES = ("Succeeded", "Failed")
-
-
-@dataclasses.dataclass(frozen=True)
-class PodInfo:
-    """The few facts about a pod that reconciliation needs."""
-
-    name: str
-    phase: str = "Pending"
-    ready: bool = False
-    deleting: bool = False
-    ip: str | None = None
-    created: str = ""
-    node: str | None = None
-    uid: str | None = None
-    #: Retired by the scheduler (its data moved away): deleted, and never replaced.
-    retired: bool = False
-    #: The worker group (label ``dask.org/workergroup-name``; a pod without it is in the default group).
-    group: str = DEFAULT_GROUP
-    #: The template hash the pod was made from (None: unknown, made by an older controller: left alone).
-    template: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.phase in DONE_PHASES
-
-    @classmethod
-    def from_manifest(cls, pod: Mapping[str, Any]) -> PodInfo:
-        metadata = pod.get("metadata") or {}
-        status = pod.get("status") or {}
-        conditions = status.get("conditions") or []
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-        return cls(
-            name=metadata["name"],
-            phase=status.get("phase") or "Pending",
-            ready=ready,
-            deleting=bool(metadata.get("deletionTimestamp")),
-            ip=status.get("podIP"),
-            created=str(metadata.get("creationTimestamp") or ""),
-            node=(pod.get("spec") or {}).get("nodeName"),
-            uid=metadata.get("uid"),
-            group=(metadata.get("labels") or {}).get(WORKER_GROUP_LABEL) or DEFAULT_GROUP,
-            template=(metadata.get("annotations") or {}).get(builders.TEMPLATE_ANNOTATION),
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class Observed:
-    """What exists for one request, listed by label, plus in-memory knowledge of in-flight work."""
-
-    scheduler: PodInfo | None = None
-    service: bool = False
-    pdb: bool = False
-    workers: tuple[PodInfo, ...] = ()
-    #: The batch job's pod (``job-template``), once created.
-    job: PodInfo | None = None
-    #: Workers a retirement in flight is taking away (still active until the scheduler answers).
-    retiring: int = 0
-
-    @property
-    def active_workers(self) -> list[PodInfo]:
-        return [w for w in self.workers if not w.deleting and not w.done and not w.retired]
-
-    def active_in(self, group: str) -> list[PodInfo]:
-        return [w for w in self.active_workers if w.group == group]
-
+from .decisions import AdaptState as AdaptState
+from .decisions import adapt_step as adapt_step
+from .decisions import shutdown_reason as shutdown_reason
+from .workload import DONE_PHASES as DONE_PHASES
+from .workload import Observed as Observed
+from .workload import PodInfo as PodInfo
 
 # --- actions -----------------------------------------------------------------------------------------
 
@@ -329,50 +268,3 @@ def next_pass_delay(request: ClusterRequest, plan: Plan, failure_streak: int, *,
     if request.client_heartbeat_timeout:
         delays.append(min(30.0, request.client_heartbeat_timeout / 4))
     return min(delays)
-
-
-# --- adaptive scaling, idle and heartbeat decisions ---------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class AdaptState:
-    """What the adaptive loop remembers between looks at the scheduler (in memory only)."""
-
-    target: int
-    last_scale_down: float = float("-inf")
-
-
-def adapt_step(spec: AdaptSpec, state: AdaptState, scheduler_target: int | None, now: float,
-               max_step: int = 100) -> AdaptState:
-    """The next adaptive target: the scheduler's wish clamped to [minimum, maximum], growing by at most
-    ``max_step`` at a time and shrinking only after ``cooldown`` seconds since the last shrink."""
-    current = min(max(state.target, spec.minimum), spec.maximum)
-    if scheduler_target is None:  # scheduler unreachable: hold, but honour the bounds
-        return dataclasses.replace(state, target=current)
-    wanted = min(max(scheduler_target, spec.minimum), spec.maximum)
-    if wanted > current:
-        return dataclasses.replace(state, target=min(wanted, current + max_step))
-    if wanted < current and now - state.last_scale_down >= spec.cooldown:
-        return AdaptState(target=wanted, last_scale_down=now)
-    return dataclasses.replace(state, target=current)
-
-
-def shutdown_reason(request: ClusterRequest, *, now: float, idle_since: float | None,
-                    heartbeat_silence: float) -> str | None:
-    """Why the cluster should shut itself down now, or None.
-
-    ``heartbeat_silence`` is how long this controller, by its own monotonic clock, has seen no change of
-    the heartbeat annotation (counted from when it first saw the request, so a client that never wrote
-    one, or a controller that just restarted, gets a full timeout first). The heartbeat's value is never
-    compared with the controller's clock: a client whose clock runs an hour ahead or behind is reaped
-    exactly when a correct one would be.
-    """
-    if request.idle_timeout is not None and idle_since is not None:
-        idle_for = now - idle_since
-        if idle_for >= request.idle_timeout:
-            return (f"the scheduler has been idle for {int(idle_for)} s (idle-timeout is "
-                    f"{int(request.idle_timeout)} s); shutting the cluster down")
-    if request.client_heartbeat_timeout is not None and heartbeat_silence >= request.client_heartbeat_timeout:
-        return (f"no client heartbeat for {int(heartbeat_silence)} s (client-heartbeat-timeout is "
-                f"{int(request.client_heartbeat_timeout)} s); the client is gone, reaping the cluster")
-    return None
