@@ -1,8 +1,8 @@
 """What a running cluster runs compared with what its request asks for now, for the changes that are not
 applied by creating or deleting pods. Pure.
 
-- The Service type is applied live: :func:`service_patch` is the merge patch that changes it (the API
-  server drops the node ports of a Service that leaves NodePort/LoadBalancer by itself).
+- The Service's type and ``scheduler-service-template`` fields are applied live
+  (:func:`builders.service_patch`).
 - The scheduler pod is never restarted by the controller (that would lose every task and all data of a
   running cluster): its creation is stamped with a hash of its template (:func:`stamp`), and a scheduler
   whose stamp differs from the template the request has now is reported as needing a restart
@@ -62,13 +62,3 @@ def scheduler_restart_message(request: ClusterRequest, running: Mapping[str, Any
             f"lose the cluster's tasks and data. To apply it, delete the scheduler pod when the cluster is idle "
             f"(kubectl delete pod {scheduler_name(request.name)}; the controller recreates it and the workers "
             f"reconnect) or create a new cluster")
-
-
-def service_patch(request: ClusterRequest, service: Mapping[str, Any] | None) -> Manifest | None:
-    """The patch that gives the Service the type the request asks for, if it has another one."""
-    if service is None:
-        return None
-    current = (service.get("spec") or {}).get("type") or "ClusterIP"
-    if current == request.scheduler_service_type:
-        return None
-    return {"spec": {"type": request.scheduler_service_type}}
