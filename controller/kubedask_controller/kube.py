@@ -13,11 +13,13 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from . import metrics
@@ -27,6 +29,38 @@ USER_AGENT = "kubedask-controller/0.1"
 #: The most of a pod's log the controller reads (a batch job's log tail for its status).
 MAX_LOG_BYTES = 64 * 1024
 Manifest = dict[str, Any]
+
+
+#: The write guard of the call a pool thread is making (None for reads and lease calls).
+_in_flight = threading.local()
+
+
+class _GuardedSend:
+    """Checks the write guard right before a request's bytes go out. A write that passed the fence on the
+    event loop may wait for a pool thread; if the process was paused past its lease meanwhile (SIGSTOP),
+    the guard stops it here, in the sending thread, instead of letting it reach the API server."""
+
+    def send(self, data: Any) -> None:
+        guard: Callable[[], None] | None = getattr(_in_flight, "guard", None)
+        if guard is not None:
+            guard()
+        super().send(data)  # type: ignore[misc]
+
+
+class _GuardedHTTPConnection(_GuardedSend, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardedSend, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
 
 
 class Kube:
@@ -43,16 +77,37 @@ class Kube:
         self.policy = kubernetes.client.PolicyV1Api(api_client)
         self.coordination = kubernetes.client.CoordinationV1Api(api_client)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+        #: Called in the sending thread before every write (not reads, not the Lease): raises to stop it.
+        self.write_guard: Callable[[], None] | None = None
+        pool_manager = getattr(api_client.rest_client, "pool_manager", None)
+        if isinstance(pool_manager, urllib3.PoolManager):
+            pool_manager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await self._send(None, fn, *args, **kwargs)
+
+    async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A call that changes what the cluster runs: :attr:`write_guard` may stop it until it is sent."""
+        return await self._send(self.write_guard, fn, *args, **kwargs)
+
+    async def _send(self, guard: Callable[[], None] | None, fn: Callable[..., Any], *args: Any, **kwargs: Any
+                    ) -> Any:
         loop = asyncio.get_running_loop()
         kwargs.setdefault("_preload_content", False)
         # (connect, read) seconds: a call must never hang a request's loop forever.
         kwargs.setdefault("_request_timeout", (10, 60))
-        response = await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+        def in_thread() -> Any:
+            _in_flight.guard = guard
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _in_flight.guard = None
+
+        response = await loop.run_in_executor(self._pool, in_thread)
         body = response.data
         return json.loads(body) if body else None
 
@@ -88,7 +143,7 @@ class Kube:
     async def create_pod(self, manifest: Manifest) -> bool:
         """Create a pod; False if it already exists (a previous attempt got through)."""
         created = await _false_if_exists(
-            self._call(self.core.create_namespaced_pod, manifest["metadata"]["namespace"], manifest))
+            self._write(self.core.create_namespaced_pod, manifest["metadata"]["namespace"], manifest))
         if created:
             metrics.PODS_CREATED.inc()
         return created
@@ -96,7 +151,7 @@ class Kube:
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
         """Delete the pod, only if it is still the one with ``uid``; False if that one is gone already
         (404, or 409: a different pod now has the name)."""
-        deleted = await _false_if_missing(self._call(self.core.delete_namespaced_pod, name, namespace,
+        deleted = await _false_if_missing(self._write(self.core.delete_namespaced_pod, name, namespace,
                                                      body=_preconditions(uid)))
         if deleted:
             metrics.PODS_DELETED.inc()
@@ -104,31 +159,31 @@ class Kube:
 
     async def delete_service(self, namespace: str, name: str, uid: str | None = None) -> bool:
         """Delete the Service only if it is still the one with ``uid``; False if that one is gone."""
-        return await _false_if_missing(self._call(self.core.delete_namespaced_service, name, namespace,
+        return await _false_if_missing(self._write(self.core.delete_namespaced_service, name, namespace,
                                                   body=_preconditions(uid)))
 
     async def delete_pdb(self, namespace: str, name: str, uid: str | None = None) -> bool:
         """Delete the PodDisruptionBudget only if it is still the one with ``uid``; False if that one is gone."""
-        return await _false_if_missing(self._call(self.policy.delete_namespaced_pod_disruption_budget, name,
+        return await _false_if_missing(self._write(self.policy.delete_namespaced_pod_disruption_budget, name,
                                                   namespace, body=_preconditions(uid)))
 
     async def create_service(self, manifest: Manifest) -> bool:
         return await _false_if_exists(
-            self._call(self.core.create_namespaced_service, manifest["metadata"]["namespace"], manifest))
+            self._write(self.core.create_namespaced_service, manifest["metadata"]["namespace"], manifest))
 
     async def create_pdb(self, manifest: Manifest) -> bool:
-        return await _false_if_exists(self._call(
+        return await _false_if_exists(self._write(
             self.policy.create_namespaced_pod_disruption_budget, manifest["metadata"]["namespace"], manifest))
 
     async def patch_service(self, namespace: str, name: str, patch: Manifest) -> Manifest | None:
         """A merge patch of the Service; the patched object, or None if it is gone."""
-        patched: Manifest | None = await _none_if_missing(self._call(
+        patched: Manifest | None = await _none_if_missing(self._write(
             self.core.patch_namespaced_service, name, namespace, patch))
         return patched
 
     async def patch_configmap(self, namespace: str, name: str, patch: Manifest) -> Manifest | None:
         """A merge patch of the request; the patched request (its new resourceVersion), None if it is gone."""
-        patched: Manifest | None = await _none_if_missing(self._call(
+        patched: Manifest | None = await _none_if_missing(self._write(
             self.core.patch_namespaced_config_map, name, namespace, patch))
         return patched
 
@@ -137,7 +192,7 @@ class Kube:
         """Delete the request only if it is still the one with ``uid`` and, given ``resource_version``,
         unchanged since (a client that renewed its heartbeat meanwhile keeps its cluster). False if it
         is gone or changed (404, 409)."""
-        return await _false_if_missing(self._call(self.core.delete_namespaced_config_map, name, namespace,
+        return await _false_if_missing(self._write(self.core.delete_namespaced_config_map, name, namespace,
                                                   body=_preconditions(uid, resource_version)))
 
     async def post_event(self, request: Manifest, reason: str, message: str, type_: str = "Normal") -> None:
@@ -156,7 +211,7 @@ class Kube:
         }
         # Events are best effort: never fail a reconcile over one.
         with contextlib.suppress(ApiException):
-            await self._call(self.core.create_namespaced_event, metadata["namespace"], event)
+            await self._write(self.core.create_namespaced_event, metadata["namespace"], event)
 
     # --- leases (leader election) ---
     async def get_lease(self, namespace: str, name: str) -> Manifest | None:

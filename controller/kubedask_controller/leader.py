@@ -73,6 +73,10 @@ class LeaderElector:
             return True
         return self.clock.monotonic() < self.deadline
 
+    def leads_at(self, monotonic_now: float) -> bool:
+        """:attr:`is_leader` at a time read elsewhere: for threads, where no event loop runs to ask."""
+        return not self.enabled or monotonic_now < self.deadline
+
     async def run(self) -> None:
         if not self.enabled:
             metrics.LEADER.set(1)

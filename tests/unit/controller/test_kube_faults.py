@@ -193,3 +193,26 @@ async def test_a_failed_delete_precondition_reads_as_already_gone(kube: Kube, km
     message = "Precondition failed: UID in precondition: cm-uid, UID in object meta: other"
     kmock[f"delete /api/v1/namespaces/{NS}/configmaps/analysis"] << 409 << status(409, "Conflict", message)
     assert await kube.delete_configmap(NS, "analysis", "cm-uid") is False
+
+
+class _Paused(Exception):
+    """What the test's write guard raises: the replica no longer holds the lease."""
+
+
+async def test_the_write_guard_runs_in_the_sending_thread_and_stops_writes_but_not_reads(
+        kube: Kube, kmock: KubernetesEmulator) -> None:
+    leading = [True]
+
+    def guard() -> None:
+        if not leading[0]:
+            raise _Paused("lost the lease")
+
+    kube.write_guard = guard
+    assert await kube.create_pod(pod("g-worker-aaaaa")) is True
+    leading[0] = False  # e.g. woken from SIGSTOP past the lease, with this write already queued
+    with pytest.raises(_Paused):
+        await kube.create_pod(pod("g-worker-bbbbb"))
+    with pytest.raises(_Paused):
+        await kube.delete_pod(NS, "g-worker-aaaaa")
+    assert len(kmock[f"post {PODS}"]) == 1  # the stopped create never reached the API server
+    assert [p["metadata"]["name"] for p in await kube.list_pods(NS, "")] == ["g-worker-aaaaa"]  # reads pass
