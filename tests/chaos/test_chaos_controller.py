@@ -123,9 +123,12 @@ def test_leader_paused_past_its_lease_does_not_write_when_it_wakes(
             # socket write) when SIGSTOP froze the process goes out the instant it wakes: no client can take
             # back a syscall it was about to make. Such writes are at most one per pool thread and leave
             # within milliseconds; anything later would be a write the replica decided on after waking.
+            # A request the proxy never forwarded (its body never came: the sending thread's lease check
+            # stopped it mid-request, status None) never reached the API server, so it wrote nothing.
             woke = proxy_of[id(leader)].writes_since(resumed)
-            in_flight = [r for r in woke if r.time - resumed < IN_FLIGHT_WINDOW]
-            stale = [r for r in woke if r.time - resumed >= IN_FLIGHT_WINDOW]
+            aborted = [r for r in woke if r.status is None]
+            in_flight = [r for r in woke if r.status is not None and r.time - resumed < IN_FLIGHT_WINDOW]
+            stale = [r for r in woke if r.status is not None and r.time - resumed >= IN_FLIGHT_WINDOW]
             if stale:  # every round still runs (and converges), so the report covers them all
                 stale_rounds.append(
                     f"round {round_}: {len(stale)} writes (seconds after SIGCONT, method, path, status): "
@@ -134,8 +137,8 @@ def test_leader_paused_past_its_lease_does_not_write_when_it_wakes(
             assert not no_orphans(cluster)
             print(f"leader round {round_}: paused {paused:.0f}s; standby took over after {took_over:.1f}s; "
                   f"resumed replica made {len(stale)} non-lease writes after waking ({len(in_flight)} already "
-                  f"past the lease check when paused); new leader converged a change in "
-                  f"{settled:.1f}s")
+                  f"past the lease check when paused, {len(aborted)} stopped mid-request); new leader converged "
+                  f"a change in {settled:.1f}s")
         assert not stale_rounds, "the resumed replica wrote after losing the lease:\n" + "\n".join(stale_rounds)
     finally:
         for replica in replicas:
