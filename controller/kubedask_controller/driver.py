@@ -10,26 +10,24 @@ workers runs beside the passes (:mod:`retirement`); every write is fenced by the
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
-from kubedask.spec import ClusterRequest, ClusterStatus, RequestError, parse_status, scheduler_name
+from kubedask.spec import ClusterRequest, RequestError, parse_status, scheduler_name
 
 from . import builders, drift, job, metrics, reconcile, status
 from .admission import Admission
 from .api import Host, SchedulerApi
 from .executor import Executor, NameTaken, Rejected
 from .expectations import Expectations
-from .fence import LostLease
 from .job_runner import JobRunner
 from .observe import Observation, observe, owned_by, relevant
+from .passes import run_passes
 from .policy import NamespaceUsage, worker_claim
 from .reporter import Reporter
 from .retirement import Retirement
 from .scheduler_polls import SchedulerPolls
 from .trigger import Trigger
 
-logger = logging.getLogger(__name__)
 Body = dict[str, Any]
 
 
@@ -48,7 +46,8 @@ class RequestDriver:
         self.executor = Executor(self.kube, self.namespace, self.name, self.uid, self.expectations,
                                  self.reporter.event, self.retirement, self.settings.first_batch,
                                  self.settings.max_in_flight)
-        self.job = JobRunner(self.kube, self.namespace, self.name, self.clock)
+        self.job = JobRunner(self.kube, self.namespace, self.name, self.uid, self.clock, self.reporter,
+                             self.executor, self.settings.settle_delay)
         self.polls = SchedulerPolls(self.clock, self.settings.idle_poll_interval, self.settings.adapt_max_step)
         #: When (monotonic, this process's clock) the heartbeat annotation last changed, or the request was
         #: first seen: a silent client gets a full timeout, and no client clock is trusted.
@@ -56,7 +55,7 @@ class RequestDriver:
         #: Workers this request was admitted to run (policy.worker_claim); None while not admitted.
         self.claim: int | None = None
         self._admission = Admission(self.name, self.namespace, self.settings.policy)
-        self.failure_streak = self.error_streak = 0
+        self.failure_streak = 0
 
     def update(self, body: Body) -> None:
         self.body = body
@@ -81,33 +80,10 @@ class RequestDriver:
     async def run(self) -> None:
         """Passes until cancelled (the controller cancels the task when the request goes)."""
         try:
-            await self._passes()
+            await run_passes(self.trigger, self.host.is_leader, self.reconcile_once, self.clock,
+                             f"{self.namespace}/{self.name}")
         finally:
             self.retirement.cancel()
-
-    async def _passes(self) -> None:
-        delay: float | None = 0.0
-        while True:
-            await self.trigger.wait(delay)
-            if not self.host.is_leader():
-                delay = None  # pulled again when this replica becomes the leader
-                continue
-            started = self.clock.monotonic()
-            try:
-                delay = await self.reconcile_once()
-                self.error_streak = 0
-            except LostLease as exc:
-                logger.info("%s/%s: pass stopped: %s", self.namespace, self.name, exc)
-                delay = None  # pulled again when this replica leads again
-            except Exception as exc:
-                self.error_streak += 1
-                delay = min(60.0, 2.0 ** self.error_streak)
-                metrics.ERRORS.inc()
-                metrics.RECONCILES.labels(result="error").inc()
-                logger.warning("reconcile %s/%s failed (retry in %.0f s): %s", self.namespace, self.name, delay,
-                               exc, exc_info=logger.isEnabledFor(logging.DEBUG))
-            finally:
-                metrics.LATENCY.observe(self.clock.monotonic() - started)
 
     async def reconcile_once(self) -> float | None:
         """One level-triggered pass; returns seconds until the next timed pass (None: only on events)."""
@@ -122,13 +98,10 @@ class RequestDriver:
             return None  # nothing to do until the request (or the usage of a namespace cap) changes
         seen = await self._observe(request)
         if request.job_template is not None:
-            was_ended = self.job.ended
             final = await self.job.final(request, seen, parse_status(self.body["metadata"].get("annotations")))
             if final is not None:
-                if not was_ended:  # a finished job holds no cluster and no workers: the namespace's caps free up
-                    self.claim = None
-                    self.host.claim_changed(self)
-                return await self._job_ended(request, seen, final)
+                self._set_claim(None)  # a finished job holds no cluster and no workers: the caps free up
+                return await self.job.wind_down(request, seen, final)
         if seen.taken or seen.leftovers:
             return await self._blocked(request, seen)
         scheduler = self._scheduler(seen.observed)
@@ -139,13 +112,11 @@ class RequestDriver:
             await self.reporter.status(status.terminating_status(request, reason), ("ShuttingDown", reason, "Normal"))
             # Only this request, and only unchanged since the status write: a heartbeat renewed meanwhile
             # (409) keeps the cluster, and the next pass looks again.
-            if await self.kube.delete_configmap(self.namespace, self.name, self.uid, self.reporter.resource_version):
-                return None
-            return self.settings.settle_delay
-
+            deleted = await self.kube.delete_configmap(self.namespace, self.name, self.uid,
+                                                       self.reporter.resource_version)
+            return None if deleted else self.settings.settle_delay
         desired = await self.polls.desired_workers(request, seen.observed, scheduler)
-        service_type = ((seen.service or {}).get("spec") or {}).get("type")
-        plan = reconcile.plan(request, seen.observed, desired, service_type, seen.service)
+        plan = reconcile.plan(request, seen.observed, desired, seen.service_type, seen.service)
         try:
             await self.executor.execute(request, plan, seen.observed, scheduler)
         except Rejected as exc:
@@ -168,39 +139,15 @@ class RequestDriver:
         return reconcile.next_pass_delay(request, plan, self.failure_streak, resync=self.settings.resync_interval,
                                          settle=self.settings.settle_delay, idle_poll=self.settings.idle_poll_interval)
 
-    async def _job_ended(self, request: ClusterRequest, seen: Observation, final: ClusterStatus) -> float | None:
-        """The batch job ended: its cluster goes (the job pod stays, for its log), the request keeps its final
-        status, and is deleted ``job-ttl`` seconds after this process saw the end."""
-        self.retirement.cancel()
-        succeeded = final.phase == "Succeeded"
-        # The outcome first: a delete that fails (and is retried) must not hide how the job went.
-        await self.reporter.status(final, ("JobSucceeded" if succeeded else "JobFailed", final.message,
-                                           "Normal" if succeeded else "Warning"))
-        plan = job.teardown(seen)
-        await self.executor.execute(request, plan, seen.observed, None)
-        metrics.RECONCILES.labels(result="acted" if plan.actions else "ok").inc()
-        left = self.job.ttl_left(request)
-        if left is not None and left <= 0:
-            await self.reporter.event("JobExpired", f"the job ended {int(request.job_ttl or 0)} s ago (job-ttl); "
-                                      "deleting the request")
-            if await self.kube.delete_configmap(self.namespace, self.name, self.uid):
-                return None
-            return self.settings.settle_delay  # gone or replaced meanwhile: its watch event drops this driver
-        delays = [d for d in (self.settings.settle_delay if plan.actions else None, left) if d is not None]
-        return min(delays) if delays else None
-
     async def _blocked(self, request: ClusterRequest, seen: Observation, taken: str | None = None) -> float:
         """One of the request's names is held by an object that is not its own: Failed (never adopted),
         or Pending while an earlier request's objects are garbage-collected. Looked at again soon: a
         foreign object need not carry labels that the watch would see go."""
         metrics.RECONCILES.labels(result="blocked").inc()
-        message = taken or (seen.taken[0] if seen.taken else None)
-        if message:
-            await self.reporter.status(status.name_taken_status(message, request.fingerprint),
-                                       ("NameTaken", message, "Warning"))
-            return self.settings.name_taken_retry
-        await self.reporter.status(status.waiting_status(seen.leftovers[0], request.fingerprint))
-        return self.settings.settle_delay
+        taken = taken or next(iter(seen.taken), None)
+        await self.reporter.status(*status.blocked_status(taken, next(iter(seen.leftovers), None),
+                                                          request.fingerprint))
+        return self.settings.name_taken_retry if taken else self.settings.settle_delay
 
     async def _observe(self, request: ClusterRequest) -> Observation:
         pods = await self.kube.list_pods(self.namespace, builders.selector_string(self.name))

@@ -17,6 +17,19 @@ class LostLease(Exception):
     """This replica does not hold the lease (any more): the write was not sent."""
 
 
+def send_guard(leads_at: Callable[[float], bool], now: Callable[[], float]) -> Callable[[], None]:
+    """The check a write makes in the thread that sends it, just before its bytes go out (``Kube.write_guard``).
+
+    A write fenced on the event loop may wait for a pool thread, and a replica paused past its lease
+    meanwhile must not send it when it wakes. ``now`` is the event loop's clock, read directly (no loop
+    runs in that thread): it is the clock of the lease deadline.
+    """
+    def still_leading() -> None:
+        if not leads_at(now()):
+            raise LostLease("not sent: this replica lost the leader lease while the write waited to be sent")
+    return still_leading
+
+
 class FencedApi:
     """A :class:`api.ClusterApi` whose writes are refused with :class:`LostLease` unless ``holds_lease()``."""
 

@@ -19,7 +19,7 @@ from kubedask.spec import MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUEST_LABEL, REQ
 
 from . import metrics
 from .controller import Controller
-from .fence import LostLease
+from .fence import send_guard
 from .kube import Kube
 from .leader import LeaderElector
 from .options import Options
@@ -79,16 +79,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     controller = Controller(kube, Settings(policy=policy, resync_interval=options.resync_interval),
                             is_leader=lambda: elector.is_leader, own_namespace=options.own_namespace)
     controller_ref.append(controller)
-    loop = asyncio.get_running_loop()
-
-    def still_leading() -> None:
-        # In the sending thread, just before a write's bytes go out: a write fenced on the loop may wait for
-        # a pool thread, and a replica paused past its lease meanwhile must not send it when it wakes.
-        # The loop's clock is read directly (no loop runs in that thread); it is the clock of the deadline.
-        if not elector.leads_at(loop.time()):
-            raise LostLease("not sent: this replica lost the leader lease while the write waited to be sent")
-
-    kube.write_guard = still_leading
+    # Checked again in the sending thread, just before a write's bytes go out (fence.send_guard).
+    kube.write_guard = send_guard(elector.leads_at, asyncio.get_running_loop().time)
     started.append(elector)
     memo["controller"] = controller
     memo["elector"] = elector
@@ -130,14 +122,8 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("v1", "services", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
-async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    controller: Controller | None = memo.get("controller")
-    if controller is not None:
-        controller.on_owned_event(event.get("type"), dict(event["object"]))
-
-
 @kopf.on.event("policy/v1", "poddisruptionbudgets", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
-async def pdb_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def owned_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.on_owned_event(event.get("type"), dict(event["object"]))

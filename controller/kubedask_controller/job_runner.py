@@ -1,4 +1,5 @@
-"""One request's batch job between passes: whether it has ended, its final status (read once), its TTL.
+"""One request's batch job between passes: whether it has ended, its final status (read once), its TTL,
+and the passes after its end (:meth:`JobRunner.wind_down`).
 
 The driver asks :meth:`JobRunner.final` on every pass of a request with a ``job-template``. A job has ended
 when its pod did (:func:`job.outcome`), when a pod it created went away before it ended, or when the
@@ -14,17 +15,21 @@ import logging
 from kubedask.spec import ClusterRequest, ClusterStatus, job_name
 from kubernetes.client.exceptions import ApiException
 
-from . import job
+from . import job, metrics
 from .api import ClusterApi
 from .clock import Clock
+from .executor import Executor
 from .observe import Observation
+from .reporter import Reporter
 
 logger = logging.getLogger(__name__)
 
 
 class JobRunner:
-    def __init__(self, kube: ClusterApi, namespace: str, name: str, clock: Clock) -> None:
-        self.kube, self.namespace, self.name, self.clock = kube, namespace, name, clock
+    def __init__(self, kube: ClusterApi, namespace: str, name: str, uid: str | None, clock: Clock,
+                 reporter: Reporter, executor: Executor, settle_delay: float) -> None:
+        self.kube, self.namespace, self.name, self.uid, self.clock = kube, namespace, name, uid, clock
+        self.reporter, self.executor, self.settle_delay = reporter, executor, settle_delay
         #: The job pod was seen or created by this process (so a missing one went away).
         self.started = False
         self.final_status: ClusterStatus | None = None
@@ -66,6 +71,28 @@ class JobRunner:
                 self.final_status = job.final_status(request, result, job.message(result, tail, problem))
             self.ended_at = self.clock.monotonic()
         return self.final_status
+
+    async def wind_down(self, request: ClusterRequest, seen: Observation, final: ClusterStatus) -> float | None:
+        """A pass after the job ended: its cluster goes (the job pod stays, for its log), the request keeps its
+        final status, and is deleted ``job-ttl`` seconds after this process saw the end. Returns the seconds
+        until the next timed pass."""
+        self.executor.retirement.cancel()
+        succeeded = final.phase == "Succeeded"
+        # The outcome first: a delete that fails (and is retried) must not hide how the job went.
+        await self.reporter.status(final, ("JobSucceeded" if succeeded else "JobFailed", final.message,
+                                           "Normal" if succeeded else "Warning"))
+        plan = job.teardown(seen)
+        await self.executor.execute(request, plan, seen.observed, None)
+        metrics.RECONCILES.labels(result="acted" if plan.actions else "ok").inc()
+        left = self.ttl_left(request)
+        if left is not None and left <= 0:
+            await self.reporter.event("JobExpired", f"the job ended {int(request.job_ttl or 0)} s ago (job-ttl); "
+                                      "deleting the request")
+            if await self.kube.delete_configmap(self.namespace, self.name, self.uid):
+                return None
+            return self.settle_delay  # gone or replaced meanwhile: its watch event drops the driver
+        delays = [d for d in (self.settle_delay if plan.actions else None, left) if d is not None]
+        return min(delays) if delays else None
 
     def ttl_left(self, request: ClusterRequest) -> float | None:
         """Seconds until the finished request is deleted (<= 0: now), or None: it is kept."""

@@ -43,6 +43,10 @@ class Observation:
     job_pod: Body | None = None
     pdb: Body | None = None
 
+    @property
+    def service_type(self) -> str | None:
+        return ((self.service or {}).get("spec") or {}).get("type")
+
 
 class Relevant(NamedTuple):
     """What about the request may change the outcome of a pass. The status annotation and phase label

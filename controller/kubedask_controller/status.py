@@ -65,6 +65,15 @@ def waiting_status(message: str, fingerprint: str | None) -> ClusterStatus:
     )
 
 
+def blocked_status(taken: str | None, leftover: str | None,
+                   fingerprint: str | None) -> tuple[ClusterStatus, tuple[str, str, str] | None]:
+    """A name held by another object (Failed, with a Warning Event), else a leftover of an earlier request of
+    the name (Pending, no Event); exactly one of ``taken`` and ``leftover`` is given."""
+    if taken:
+        return name_taken_status(taken, fingerprint), ("NameTaken", taken, "Warning")
+    return waiting_status(leftover or "", fingerprint), None
+
+
 def terminating_status(request: ClusterRequest, message: str) -> ClusterStatus:
     return ClusterStatus(phase="Terminating", message=message, observed_spec=request.fingerprint,
                          conditions=[Condition(type="RequestValid", status="True", reason="Valid")])

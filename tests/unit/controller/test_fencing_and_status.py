@@ -12,7 +12,7 @@ import pytest
 from controller_fakes import EPOCH, FakeKube, FakeLeases, configmap, request_data
 from kubedask.spec import HEARTBEAT_ANNOTATION, PHASE_LABEL, STATUS_ANNOTATION, format_heartbeat
 from kubedask_controller.controller import Controller
-from kubedask_controller.fence import FencedApi, LostLease
+from kubedask_controller.fence import FencedApi, LostLease, send_guard
 from kubedask_controller.leader import LeaderElector
 from kubernetes.client.exceptions import ApiException
 from test_driver import last_status, new_controller, new_driver
@@ -27,6 +27,23 @@ async def test_no_write_is_sent_without_the_lease_and_reads_still_are(fake_kube:
         with pytest.raises(LostLease):
             await write
     assert fake_kube.writes == 0
+
+
+def test_the_sending_thread_checks_the_lease_at_the_moment_of_sending() -> None:
+    deadline = 100.0
+    now = [99.0]
+    asked: list[float] = []
+
+    def leads_at(t: float) -> bool:
+        asked.append(t)
+        return t < deadline
+
+    guard = send_guard(leads_at, lambda: now[0])
+    guard()  # before the deadline: sent
+    now[0] = 100.5  # the write waited for a thread until past the lease
+    with pytest.raises(LostLease, match="lost the leader lease while the write waited"):
+        guard()
+    assert asked == [99.0, 100.5]
 
 
 @pytest.mark.looptime
