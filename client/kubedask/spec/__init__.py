@@ -5,7 +5,7 @@ client (which writes requests and reads their status) and the controller (which 
 them) import this package, so it depends only on pydantic and PyYAML. Its modules, by job:
 
 - :mod:`.names`: labels, annotations, request keys, ports, name rules and derived object names;
-- :mod:`.request`: the request model, :func:`parse_request` and :func:`build_request_data`;
+- :mod:`.request`: the request model and :func:`parse_request`; :mod:`.build`: :func:`build_request_data`;
 - :mod:`.groups`: named worker groups (``workers.GROUP``, ``worker-template.GROUP``);
 - :mod:`.service`: the scheduler Service template (``scheduler-service-template``);
 - :mod:`.values`: whole numbers, choices and durations inside a request;
@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+from .build import build_request_configmap, build_request_data
 from .errors import RequestError, describe_validation_error, from_validation_error
 from .groups import MAX_GROUP_LENGTH, WorkerGroup, group_key, group_problem, is_group_key, split_group_key
 from .names import (
@@ -75,8 +76,6 @@ from .request import (
     ClusterRequest,
     DeployMode,
     ServiceType,
-    build_request_configmap,
-    build_request_data,
     fingerprint,
     format_duration,
     parse_duration,

@@ -1,14 +1,13 @@
 """The request model: what a request ConfigMap's ``data`` may hold, parsed into a :class:`ClusterRequest`.
 
 A request's ``data`` holds flat, kebab-case string values (so ``kubectl patch cm NAME -p
-'{"data":{"workers":"10"}}'`` scales a cluster). :func:`parse_request` is the controller's way in and
-:func:`build_request_data` the client's way out; both give the same :class:`RequestError` messages.
+'{"data":{"workers":"10"}}'`` scales a cluster). :func:`parse_request` is the controller's way in; the
+client's way out is :mod:`.build`, which validates through it, so both give the same :class:`RequestError`
+messages.
 
 Example::
 
-    >>> data = build_request_data(workers=2, worker_template={
-    ...     "containers": [{"name": "dask-worker", "image": "ghcr.io/dask/dask:latest"}]})
-    >>> parse_request("analysis", data).workers
+    >>> parse_request("analysis", {"workers": "2", "worker-template": "containers: [{name: w, image: x}]"}).workers
     2
 """
 
@@ -24,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import RequestError, from_validation_error
-from .groups import WorkerGroup, group_key, is_group_key, parse_groups
+from .groups import WorkerGroup, is_group_key, parse_groups
 from .names import (
     ALL_KEYS,
     DEFAULT_GROUP,
@@ -42,18 +41,15 @@ from .names import (
     KEY_UPDATE_STRATEGY,
     KEY_WORKER_TEMPLATE,
     KEY_WORKERS,
-    REQUEST_LABEL,
-    REQUEST_LABEL_VALUE,
     validate_name,
 )
-from .safe_yaml import dump_template, safe_load_yaml
+from .safe_yaml import safe_load_yaml
 from .service import ServiceTemplate, parse_service_template
 from .template import PodTemplate, parse_template
 from .values import MAX_WORKERS, format_duration, optional_duration, parse_choice, parse_duration, parse_int
 
 __all__ = ["MAX_WORKERS", "AdaptSpec", "ClusterRequest", "DeployMode", "ServiceType", "WorkerGroup",
-           "build_request_configmap",
-           "build_request_data", "fingerprint", "format_duration", "parse_duration", "parse_request"]
+           "fingerprint", "format_duration", "parse_duration", "parse_request"]
 
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 DeployMode = Literal["remote", "local"]
@@ -272,71 +268,3 @@ def _parse_adapt(raw: str) -> AdaptSpec:
         return AdaptSpec(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise from_validation_error(exc, KEY_ADAPT) from None
-
-
-def build_request_data(
-    *,
-    worker_template: Mapping[str, Any] | str,
-    workers: int | None = None,
-    scheduler_template: Mapping[str, Any] | str | None = None,
-    scheduler_service_type: str | None = None,
-    adapt: Mapping[str, Any] | None = None,
-    idle_timeout: float | int | str | None = None,
-    deploy_mode: str | None = None,
-    scheduler_address: str | None = None,
-    client_heartbeat_timeout: float | int | str | None = None,
-    job_template: Mapping[str, Any] | str | None = None,
-    job_ttl: float | int | str | None = None,
-    worker_groups: Mapping[str, tuple[int, Mapping[str, Any] | str]] | None = None,
-    scheduler_service_template: Mapping[str, Any] | str | None = None,
-) -> dict[str, str]:
-    """Build a request's ConfigMap ``data`` from typed values; unset values are left out.
-
-    The result is validated with :func:`parse_request`, so a client learns about a bad value before
-    anything is written. ``worker_groups`` maps a group name to ``(workers, template)``.
-    """
-    data: dict[str, str] = {KEY_WORKER_TEMPLATE: dump_template(worker_template)}
-    if workers is not None:
-        data[KEY_WORKERS] = str(int(workers))
-    if scheduler_template is not None:
-        data[KEY_SCHEDULER_TEMPLATE] = dump_template(scheduler_template)
-    if scheduler_service_type is not None:
-        data[KEY_SERVICE_TYPE] = scheduler_service_type
-    if adapt is not None:
-        data[KEY_ADAPT] = json.dumps(dict(adapt), sort_keys=True)
-    if idle_timeout is not None:
-        data[KEY_IDLE_TIMEOUT] = format_duration(idle_timeout)
-    if deploy_mode is not None:
-        data[KEY_DEPLOY_MODE] = deploy_mode
-    if scheduler_address is not None:
-        data[KEY_SCHEDULER_ADDRESS] = scheduler_address
-    if client_heartbeat_timeout is not None:
-        data[KEY_HEARTBEAT_TIMEOUT] = format_duration(client_heartbeat_timeout)
-    if job_template is not None:
-        data[KEY_JOB_TEMPLATE] = dump_template(job_template)
-    if job_ttl is not None:
-        data[KEY_JOB_TTL] = format_duration(job_ttl)
-    if scheduler_service_template is not None:
-        data[KEY_SERVICE_TEMPLATE] = dump_template(scheduler_service_template)
-    for group, (count, template) in (worker_groups or {}).items():
-        data[group_key(KEY_WORKERS, group)] = str(int(count))
-        data[group_key(KEY_WORKER_TEMPLATE, group)] = dump_template(template)
-    parse_request("validation", data)
-    return data
-
-
-def build_request_configmap(name: str, namespace: str, data: Mapping[str, str],
-                            labels: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """A complete request ConfigMap manifest (a dict the kubernetes client can create)."""
-    validate_name(name)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {**(labels or {}), REQUEST_LABEL: REQUEST_LABEL_VALUE},
-        },
-        "data": dict(data),
-    }
-
