@@ -1,31 +1,31 @@
-"""One serial driver per request. It wakes on a relevant change of the request, on its pods' events, or
-on a timer (adapt, idle and heartbeat checks, a slow resync), and does a level-triggered pass: admit the
-request (schema, policy, namespace caps); list what exists for it (a consistent LIST by label, not the
-possibly-stale watch cache) and observe it; plan and execute; write the status if, and only if, it differs
-from the status on the request. The controller's own status writes do not wake it (:func:`observe.relevant`),
-so a cluster at rest is quiet; a status someone else changed does (:meth:`Reporter.update`). Retiring
-workers runs beside the passes (:mod:`retirement`); every write is fenced by the lease (:mod:`fence`).
+"""One serial driver per request. It wakes on a relevant change of the request, on its pods' events or on
+a timer (:mod:`passes`), and does a level-triggered pass: admit the request (schema, policy, namespace
+caps), observe what exists for it (:mod:`observer`), let a finished job wind down (:mod:`job_runner`) or the
+cluster end itself (:mod:`shutdown`), plan and execute, and write the status if, and only if, it differs from
+the one on the request. Its own status writes do not wake it (:func:`observe.relevant`), so a cluster at
+rest is quiet. Retiring runs beside the passes (:mod:`retirement`); every write is fenced (:mod:`fence`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from kubedask.spec import ClusterRequest, RequestError, parse_status, scheduler_name
+from kubedask.spec import ClusterRequest, RequestError, parse_status
 
-from . import builders, drift, job, metrics, reconcile, status
+from . import drift, job, metrics, reconcile, status
 from .admission import Admission
-from .api import Host, SchedulerApi
+from .api import Host
 from .executor import Executor, NameTaken, Rejected
 from .expectations import Expectations
 from .job_runner import JobRunner
-from .observe import Observation, observe, owned_by, relevant
+from .observe import Observation, reachable_scheduler_ip, relevant
+from .observer import Observer
 from .passes import run_passes
 from .policy import NamespaceUsage, worker_claim
 from .reporter import Reporter
 from .retirement import Retirement
 from .scheduler_polls import SchedulerPolls
+from .shutdown import Shutdown
 from .trigger import Trigger
 
 Body = dict[str, Any]
@@ -46,12 +46,12 @@ class RequestDriver:
         self.executor = Executor(self.kube, self.namespace, self.name, self.uid, self.expectations,
                                  self.reporter.event, self.retirement, self.settings.first_batch,
                                  self.settings.max_in_flight)
+        self.observer = Observer(self.kube, self.namespace, self.name, self.uid, self.expectations, self.retirement)
         self.job = JobRunner(self.kube, self.namespace, self.name, self.uid, self.clock, self.reporter,
                              self.executor, self.settings.settle_delay)
         self.polls = SchedulerPolls(self.clock, self.settings.idle_poll_interval, self.settings.adapt_max_step)
-        #: When (monotonic, this process's clock) the heartbeat annotation last changed, or the request was
-        #: first seen: a silent client gets a full timeout, and no client clock is trusted.
-        self.heartbeat_changed_at = self.clock.monotonic()
+        self.shutdown = Shutdown(self.kube, self.namespace, self.name, self.uid, self.clock, self.reporter,
+                                 self.polls, self.settings.settle_delay)
         #: Workers this request was admitted to run (policy.worker_claim); None while not admitted.
         self.claim: int | None = None
         self._admission = Admission(self.name, self.namespace, self.settings.policy)
@@ -62,15 +62,13 @@ class RequestDriver:
         tampered = self.reporter.update(body)
         view = relevant(body)
         if view.heartbeat != self._view.heartbeat:
-            self.heartbeat_changed_at = self.clock.monotonic()
+            self.shutdown.heartbeat_changed()
         if view != self._view or tampered:
             self._view = view
             self.trigger.pull()
 
     def on_pod_event(self, event_type: str | None, pod: Body) -> None:
-        if owned_by(pod, self.uid):
-            deleting = event_type == "DELETED" or bool(pod["metadata"].get("deletionTimestamp"))
-            self.expectations.seen(pod["metadata"]["name"], deleting)
+        self.observer.seen(event_type, pod)
         self.trigger.pull()  # not ours: maybe one that holds our name went away
 
     def on_owned_event(self, event_type: str | None, obj: Body) -> None:
@@ -96,7 +94,7 @@ class RequestDriver:
             metrics.RECONCILES.labels(result="invalid").inc()
             await self.reporter.failed(str(request), self._view.spec, "InvalidRequest")
             return None  # nothing to do until the request (or the usage of a namespace cap) changes
-        seen = await self._observe(request)
+        seen = await self.observer.observe(request)
         if request.job_template is not None:
             final = await self.job.final(request, seen, parse_status(self.body["metadata"].get("annotations")))
             if final is not None:
@@ -104,17 +102,11 @@ class RequestDriver:
                 return await self.job.wind_down(request, seen, final)
         if seen.taken or seen.leftovers:
             return await self._blocked(request, seen)
-        scheduler = self._scheduler(seen.observed)
-        reason = reconcile.shutdown_reason(
-            request, now=self.clock.wall(), idle_since=await self.polls.poll_idle(request, scheduler),
-            heartbeat_silence=self.clock.monotonic() - self.heartbeat_changed_at)
+        ip = reachable_scheduler_ip(seen.observed)
+        scheduler = self.settings.scheduler_client(ip) if ip else None
+        reason = await self.shutdown.reason(request, scheduler)
         if reason:
-            await self.reporter.status(status.terminating_status(request, reason), ("ShuttingDown", reason, "Normal"))
-            # Only this request, and only unchanged since the status write: a heartbeat renewed meanwhile
-            # (409) keeps the cluster, and the next pass looks again.
-            deleted = await self.kube.delete_configmap(self.namespace, self.name, self.uid,
-                                                       self.reporter.resource_version)
-            return None if deleted else self.settings.settle_delay
+            return await self.shutdown.end(request, reason)
         desired = await self.polls.desired_workers(request, seen.observed, scheduler)
         plan = reconcile.plan(request, seen.observed, desired, seen.service_type, seen.service)
         try:
@@ -149,16 +141,6 @@ class RequestDriver:
                                                           request.fingerprint))
         return self.settings.name_taken_retry if taken else self.settings.settle_delay
 
-    async def _observe(self, request: ClusterRequest) -> Observation:
-        pods = await self.kube.list_pods(self.namespace, builders.selector_string(self.name))
-        service = pdb = None
-        if request.deploy_mode == "remote":
-            service, pdb = await asyncio.gather(self.kube.get_service(self.namespace, scheduler_name(self.name)),
-                                                self.kube.get_pdb(self.namespace, scheduler_name(self.name)))
-        self.retirement.forget_gone(p["metadata"]["name"] for p in pods)
-        return observe(self.name, self.uid, pods, self.expectations, service, pdb,
-                       retired=frozenset(self.retirement.retired), retiring=self.retirement.in_flight)
-
     def admission(self, usage: NamespaceUsage) -> ClusterRequest | RequestError:
         """The request as admitted while older requests of the namespace hold ``usage``, or why not."""
         return self._admission.of(self.body.get("data") or {}, self._view.spec, usage)
@@ -167,9 +149,3 @@ class RequestDriver:
         if claim != self.claim:
             self.claim = claim
             self.host.claim_changed(self)
-
-    def _scheduler(self, observed: reconcile.Observed) -> SchedulerApi | None:
-        scheduler = observed.scheduler
-        if scheduler and scheduler.ready and scheduler.ip and not scheduler.deleting:
-            return self.settings.scheduler_client(scheduler.ip)
-        return None

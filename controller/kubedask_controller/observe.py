@@ -141,3 +141,8 @@ def external_address(service: Body | None, scheduler_pod: Body | None) -> str | 
             return f"tcp://{host_ip}:{port['nodePort']}"
     return None
 
+
+def reachable_scheduler_ip(observed: Observed) -> str | None:
+    """The scheduler pod's IP if it is ready and staying, so worth asking (adapt, idle, retire)."""
+    scheduler = observed.scheduler
+    return scheduler.ip if scheduler and scheduler.ready and scheduler.ip and not scheduler.deleting else None
