@@ -15,18 +15,18 @@ import atexit
 import contextlib
 import logging
 import weakref
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, ClassVar
 
 from distributed.core import Status, rpc
 from distributed.deploy.cluster import Cluster
 from distributed.security import Security
-from distributed.utils import Logs, format_dashboard_link
-from kubernetes import client
+from distributed.utils import format_dashboard_link
 
 from . import config as kconfig
-from . import logs as pod_logs
 from .auth import ClusterAuth
+from .connect import with_forward_error
+from .logs import PodsAndLogsMixin
 from .options import ClusterOptions
 from .request_io import adapt_settings, scale_target
 from .session import Session
@@ -36,7 +36,7 @@ from .worker_groups import GroupsArgument, WorkerGroupsMixin
 logger = logging.getLogger(__name__)
 
 
-class KubeCluster(WorkerGroupsMixin, Cluster):
+class KubeCluster(WorkerGroupsMixin, PodsAndLogsMixin, Cluster):
     """Launch a Dask cluster on Kubernetes, through the kubedask controller.
 
     A drop-in replacement for the classic ``dask_kubernetes.KubeCluster``: the same arguments, the same
@@ -114,15 +114,12 @@ class KubeCluster(WorkerGroupsMixin, Cluster):
         )
         if security is not None and not isinstance(security, Security):
             raise RuntimeError("security must be a distributed.security.Security object")
-        # The request's name, kept apart from Cluster.name, which distributed may overwrite with metadata
-        # stored on the scheduler.
+        # The request's name: Cluster.name may be overwritten by distributed from the scheduler's metadata.
         self.request_name = self._options.name
         self.pod_template, self.scheduler_pod_template = self._options.worker_template, self._options.scheduler_template
         self.env, self.host, self.port = self._options.env, self._options.host, self._options.port
-        self.apply_default_affinity = apply_default_affinity
-        self.shutdown_on_close = shutdown_on_close
-        self.auth = auth if auth is not None else ClusterAuth.DEFAULT
-        self.security = security
+        self.apply_default_affinity, self.shutdown_on_close = apply_default_affinity, shutdown_on_close
+        self.auth, self.security = auth if auth is not None else ClusterAuth.DEFAULT, security
         self._session = Session(self._options, attach=_attach, auth=self.auth, security=security, log=self._log)
 
         super().__init__(asynchronous=asynchronous, loop=loop, quiet=quiet, name=self.request_name)
@@ -189,8 +186,11 @@ class KubeCluster(WorkerGroupsMixin, Cluster):
             connection_args = self.security.get_connection_args("client") if self.security else {}
             self.scheduler_comm = rpc(address, connection_args=connection_args)
             await super()._start()
-        except BaseException:
+        except BaseException as exc:
+            explained = with_forward_error(exc, self._session.forward)
             await self._abort()
+            if explained is not exc:
+                raise explained from exc
             raise
         self._log(f"Cluster {self._session.where} is ready; dashboard: {self.dashboard_link}")
 
@@ -235,6 +235,7 @@ class KubeCluster(WorkerGroupsMixin, Cluster):
         maximum: int | float | None = None,
         interval: str | float | None = None,
         cooldown: str | float | None = None,
+        worker_group: str | None = None,
         **kwargs: Any,
     ) -> Any:
         """Let the controller scale between ``minimum`` and ``maximum`` workers, following the scheduler.
@@ -249,42 +250,7 @@ class KubeCluster(WorkerGroupsMixin, Cluster):
         if kwargs:
             logger.info("adapt(): ignoring client-side Adaptive options %s", sorted(kwargs))
         adapt = adapt_settings(minimum, maximum, interval, cooldown, kconfig.get("count.max"))
-        return self._request_change(self._session.requests().set_adapt(adapt))
-
-    # --- pods and logs --------------------------------------------------------------------------------
-
-    def pods(self, component: str | None = "worker") -> Any:
-        """The cluster's pods (``kubernetes.client.V1Pod``): workers by default, ``None`` for all.
-
-        Example:
-            >>> [p.metadata.name for p in cluster.pods()]  # doctest: +SKIP
-            ['dask-alice-1a2b3c4d-5e-worker-x7k2p']
-        """
-        return self.sync(self._pods, component)
-
-    async def _pods(self, component: str | None = "worker") -> list[client.V1Pod]:
-        return await pod_logs.pods(self._session.kube(), self.request_name, component)
-
-    def logs(self, pod: str | client.V1Pod | None = None) -> Any:
-        """The log of one pod (a name or a V1Pod), or with no argument all logs like :meth:`get_logs`.
-
-        Example:
-            >>> print(cluster.logs(cluster.pods()[0]))  # doctest: +SKIP
-        """
-        if pod is None:
-            return self.get_logs()
-        name = pod if isinstance(pod, str) else pod_logs.pod_name(pod)
-        return self.sync(pod_logs.pod_log, self._session.kube(), name)
-
-    async def _get_logs(
-        self, cluster: bool = True, scheduler: bool = True, workers: bool | Iterable[str] = True
-    ) -> Logs:
-        """Logs keyed ``"Scheduler"`` and by worker pod name (plus ``"Cluster"``: this client's messages)."""
-        local = self.scheduler_comm if self._session.local_scheduler is not None else None
-        lines = [line for _, line in self._cluster_manager_logs] if cluster else None
-        return await pod_logs.collect(
-            self._session.kube(), self.request_name, lines, local_scheduler=local, workers=workers,
-            scheduler=scheduler and (local is not None or self._session.deploy_mode == "remote"))
+        return self.adapt_group(worker_group or "default", adapt)  # worker_groups.py: adapt.GROUP
 
     # --- closing --------------------------------------------------------------------------------------
 
@@ -295,7 +261,7 @@ class KubeCluster(WorkerGroupsMixin, Cluster):
             >>> cluster.close()  # doctest: +SKIP
         """
         if self.status == Status.closed:
-            return None if not self.asynchronous else _done()
+            return None if not self.asynchronous else asyncio.sleep(0)
         result = self.sync(self._close, timeout=timeout)
         if not self.asynchronous:
             self._loop_runner.stop()
@@ -324,13 +290,8 @@ class KubeCluster(WorkerGroupsMixin, Cluster):
             self.status = Status.closed
 
 
-async def _done() -> None:
-    return None
-
-
 @atexit.register
 def _reap_clusters() -> None:
-    # At exit the event loop may be gone (async users) or busy; deleting the request is what matters, and
-    # the controller's garbage collection removes the pods.
+    # At exit the event loop may be gone or busy; deleting the request is what matters (the GC does the rest).
     for cluster in list(KubeCluster._instances):
         cluster._delete_at_exit()

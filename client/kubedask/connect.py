@@ -121,3 +121,13 @@ async def reach_scheduler(
         raise
     address = route.address or forward.address(SCHEDULER_PORT)
     return Connection(address, route.kind, (forward.host, forward.local_ports[DASHBOARD_PORT]), forward)
+
+
+def with_forward_error(exc: BaseException, forward: PortForward | None) -> BaseException:
+    """``exc`` again, with the port-forward's last error in its message if it has one: a connection made
+    through a forward fails as a bare timeout or reset, and only the forward knows why (the pod went, the
+    API server refused the stream)."""
+    cause = forward.last_error if forward is not None else None
+    if cause is None or not isinstance(exc, OSError):
+        return exc
+    return OSError(f"{exc} (the port-forward to the scheduler reported: {cause})")

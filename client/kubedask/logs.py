@@ -1,4 +1,5 @@
-"""A cluster's pods and their logs, read through the API (the user needs only get/list on pods and logs).
+"""A cluster's pods and their logs, read through the API (the user needs only get/list on pods and logs);
+:class:`PodsAndLogsMixin` gives :class:`~kubedask.KubeCluster` its ``pods``, ``logs`` and ``get_logs``.
 
 Example:
     >>> selector("analysis", "worker")
@@ -8,14 +9,17 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from distributed.utils import Log, Logs
 from kubernetes import client
 
 from . import spec
 from .kube import Api
+
+if TYPE_CHECKING:
+    from .session import Session
 
 
 def selector(cluster: str, component: str | None) -> str:
@@ -66,3 +70,48 @@ async def collect(
     if workers:
         logs.update(await worker_logs(api, cluster, None if workers is True else workers))
     return logs
+
+
+class PodsAndLogsMixin:
+    """The pod and log methods of :class:`~kubedask.KubeCluster`."""
+
+    if TYPE_CHECKING:  # provided by KubeCluster (and distributed's Cluster)
+        _session: Session
+        _cluster_manager_logs: Any
+        request_name: str
+        scheduler_comm: Any
+        sync: Callable[..., Any]
+        get_logs: Callable[..., Any]
+
+    def pods(self, component: str | None = "worker") -> Any:
+        """The cluster's pods (``kubernetes.client.V1Pod``): workers by default, ``None`` for all.
+
+        Example:
+            >>> [p.metadata.name for p in cluster.pods()]  # doctest: +SKIP
+            ['dask-alice-1a2b3c4d-5e-worker-x7k2p']
+        """
+        return self.sync(self._pods, component)
+
+    async def _pods(self, component: str | None = "worker") -> list[client.V1Pod]:
+        return await pods(self._session.kube(), self.request_name, component)
+
+    def logs(self, pod: str | client.V1Pod | None = None) -> Any:
+        """The log of one pod (a name or a V1Pod), or with no argument all logs like :meth:`get_logs`.
+
+        Example:
+            >>> print(cluster.logs(cluster.pods()[0]))  # doctest: +SKIP
+        """
+        if pod is None:
+            return self.get_logs()
+        name = pod if isinstance(pod, str) else pod_name(pod)
+        return self.sync(pod_log, self._session.kube(), name)
+
+    async def _get_logs(
+        self, cluster: bool = True, scheduler: bool = True, workers: bool | Iterable[str] = True
+    ) -> Logs:
+        """Logs keyed ``"Scheduler"`` and by worker pod name (plus ``"Cluster"``: this client's messages)."""
+        local = self.scheduler_comm if self._session.local_scheduler is not None else None
+        lines = [line for _, line in self._cluster_manager_logs] if cluster else None
+        return await collect(
+            self._session.kube(), self.request_name, lines, local_scheduler=local, workers=workers,
+            scheduler=scheduler and (local is not None or self._session.deploy_mode == "remote"))

@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
-import functools
 import json
 import threading
 import uuid
@@ -93,8 +92,9 @@ class Kube:
         """A call that changes what the cluster runs: :attr:`write_guard` may stop it until it is sent."""
         return await self._send(self.write_guard, fn, *args, **kwargs)
 
-    async def _send(self, guard: Callable[[], None] | None, fn: Callable[..., Any], *args: Any, **kwargs: Any
-                    ) -> Any:
+    async def _send(self, guard: Callable[[], None] | None, fn: Callable[..., Any], *args: Any,
+                    raw: bool = False, **kwargs: Any) -> Any:
+        """Run one call in the pool; its JSON body decoded, or with ``raw`` its bytes."""
         loop = asyncio.get_running_loop()
         kwargs.setdefault("_preload_content", False)
         # (connect, read) seconds: a call must never hang a request's loop forever.
@@ -109,6 +109,8 @@ class Kube:
 
         response = await loop.run_in_executor(self._pool, in_thread)
         body = response.data
+        if raw:
+            return bytes(body or b"")
         return json.loads(body) if body else None
 
     # --- reads ---
@@ -133,11 +135,9 @@ class Kube:
     async def read_pod_log(self, namespace: str, name: str, tail_lines: int) -> str:
         """The last ``tail_lines`` lines of a pod's log, at most :data:`MAX_LOG_BYTES` (a user's pod writes
         it: it is read bounded, and only as text)."""
-        loop = asyncio.get_running_loop()
-        response: Any = await loop.run_in_executor(self._pool, functools.partial(
-            self.core.read_namespaced_pod_log, name, namespace, tail_lines=tail_lines, limit_bytes=MAX_LOG_BYTES,
-            _preload_content=False, _request_timeout=(10, 60)))
-        return bytes(response.data or b"")[:MAX_LOG_BYTES].decode("utf-8", errors="replace")
+        text: bytes = await self._send(None, self.core.read_namespaced_pod_log, name, namespace, raw=True,
+                                       tail_lines=tail_lines, limit_bytes=MAX_LOG_BYTES)
+        return text[:MAX_LOG_BYTES].decode("utf-8", errors="replace")
 
     # --- writes ---
     async def create_pod(self, manifest: Manifest) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp import web
-from kubedask.connect import choose_route
+from kubedask.connect import choose_route, with_forward_error
 from kubedask.portforward import HEARTBEAT, PORTFORWARD_PROTOCOL, PortForward, PortForwardError, transient
 from kubedask.reconnect import GaveUp, Reconnect, with_retries
 from kubernetes.client import Configuration
@@ -297,6 +297,25 @@ async def test_an_api_server_that_stays_away_closes_the_connection_and_says_why(
         assert "answered HTTP 503" in forward.last_error and "gave up after" in forward.last_error
     assert api.attempts > 1
     assert any("answered HTTP 503" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_failed_connection_through_a_forward_says_what_the_forward_saw(
+        fake: tuple[FakeApiServer, Configuration]) -> None:
+    api, configuration = fake
+    api.unavailable, api.status = 10_000, 403
+    timeout = OSError("Timed out trying to connect to tcp://127.0.0.1:40000 after 30 s")
+    async with forwarding(configuration) as forward:
+        assert with_forward_error(timeout, forward) is timeout  # nothing went wrong yet: nothing to add
+        reader, writer = await asyncio.open_connection("127.0.0.1", forward.local_ports[8786])
+        assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
+        writer.close()
+        explained = with_forward_error(timeout, forward)
+    assert isinstance(explained, OSError) and explained is not timeout
+    assert str(explained).startswith("Timed out trying to connect")
+    assert "port-forward to the scheduler reported" in str(explained) and "HTTP 403" in str(explained)
+    cancelled = asyncio.CancelledError()
+    assert with_forward_error(cancelled, forward) is cancelled  # only connection errors are explained
+    assert with_forward_error(timeout, None) is timeout
 
 
 async def test_a_forbidden_stream_is_not_retried(fake: tuple[FakeApiServer, Configuration]) -> None:
