@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dask.array as da
 import dask.config
@@ -33,23 +33,10 @@ from kubedask import (
     spec,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
+from tests.integration.controller_harness import REPO, wait_for
 
 # The seed's worker-spec.yml with resources that fit this machine (the README's example, verbatim).
 WORKER_SPEC = (REPO / "examples" / "worker-spec.yml").read_text()
-
-
-def eventually(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
-    """Poll ``check`` until it returns something truthy; at the deadline fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture
@@ -155,13 +142,9 @@ def test_seed_quickstart_runs_with_only_the_import_changed(
     cluster = KubeCluster(pod_spec)
     try:
         cluster.scale(10)  # specify number of workers explicitly
-        eventually(
-            lambda: len(pod_names(kubectl, namespace, cluster.name, "worker")) == 10, 120, "10 worker pods"
-        )
+        wait_for("10 worker pods", lambda: len(pod_names(kubectl, namespace, cluster.name, "worker")) == 10, 120)
         cluster.scale(2)
-        eventually(
-            lambda: len(pod_names(kubectl, namespace, cluster.name, "worker")) == 2, 180, "2 worker pods"
-        )
+        wait_for("2 worker pods", lambda: len(pod_names(kubectl, namespace, cluster.name, "worker")) == 2, 180)
         cluster.adapt(minimum=1, maximum=2)  # or dynamically scale based on current workload
         data = request_of(kubectl, namespace, cluster.name)["data"]  # type: ignore[index]
         assert json.loads(data["adapt"])["maximum"] == 2
@@ -336,12 +319,12 @@ def test_sigkilled_client_is_reaped_within_the_heartbeat_timeout(
         assert proc.stdout is not None
         name = proc.stdout.readline().strip()
         assert name, "the client process did not start its cluster"
-        eventually(lambda: pod_names(kubectl, namespace, name, "worker"), 180, "a worker pod")
+        wait_for("a worker pod", lambda: pod_names(kubectl, namespace, name, "worker"), 180)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed = time.monotonic()
-        eventually(lambda: request_of(kubectl, namespace, name) is None, 20 + 60, "the request to be reaped")
-        eventually(lambda: pod_names(kubectl, namespace, name) == [], 60, "the pods to go")
+        wait_for("the request to be reaped", lambda: request_of(kubectl, namespace, name) is None, 20 + 60)
+        wait_for("the pods to go", lambda: pod_names(kubectl, namespace, name) == [], 60)
         assert time.monotonic() - killed < 20 + 120
     finally:
         if proc.poll() is None:
@@ -369,11 +352,8 @@ def test_unpullable_image_is_reported_with_the_pod_event(
     with pytest.raises(SchedulerStartError, match=r"ErrImageNeverPull|ErrImagePull|ImagePullBackOff") as info:
         KubeCluster(pod)
     assert "no-such-image" in str(info.value)
-    eventually(
-        lambda: kubectl("get", "configmaps", "-n", namespace, "-l", spec.REQUEST_LABEL, "-o", "name") == "",
-        60,
-        "the failed request to be deleted",
-    )
+    wait_for("the failed request to be deleted",
+             lambda: kubectl("get", "configmaps", "-n", namespace, "-l", spec.REQUEST_LABEL, "-o", "name") == "", 60)
 
 
 def test_invalid_request_reports_the_controllers_message(controller: object, cluster_config: None) -> None:
@@ -400,4 +380,4 @@ def test_interpreter_exit_without_close_deletes_the_cluster(
     assert done.returncode == 0, done.stderr
     name = done.stdout.strip()
     assert request_of(kubectl, namespace, name) is None
-    eventually(lambda: pod_names(kubectl, namespace, name) == [], 60, "the pods to go")
+    wait_for("the pods to go", lambda: pod_names(kubectl, namespace, name) == [], 60)

@@ -8,30 +8,17 @@ a second create and 404 to a missing object by itself; other faults are scripted
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from api_faults import LIST_FAULTS, NS, PODS, api_message, assert_list_fault_surfaces, status
 from kmock import KubernetesEmulator, Request, ResourceInfo
 from kubedask.kube import MERGE_PATCH, KubeApi
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-NS = "team-a"
 CONFIGMAPS = f"/api/v1/namespaces/{NS}/configmaps"
-PODS = f"/api/v1/namespaces/{NS}/pods"
-
-
-def status(code: int, reason: str, message: str) -> dict[str, Any]:
-    """A Kubernetes Status object, as the API server sends with every error."""
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": code,
-            "reason": reason, "message": message}
-
-
-def api_message(exc: ApiException) -> str:
-    message: str = json.loads(exc.body or "{}")["message"]
-    return message
 
 
 def request_configmap(name: str = "c") -> dict[str, Any]:
@@ -115,18 +102,11 @@ async def test_unreadable_apiserver_endpoints_are_only_a_missing_hint(api: KubeA
     assert await api.apiserver_endpoints() == []
 
 
-@pytest.mark.parametrize(("code", "reason", "message"), [
-    (410, "Expired", "too old resource version: 12 (345)"),
-    (429, "TooManyRequests", "the server has received too many requests and has asked us to try again later"),
-    (500, "InternalError", "etcdserver: leader changed"),
-])
+@pytest.mark.parametrize(("code", "reason", "message"), LIST_FAULTS)
 async def test_list_faults_surface_with_the_apis_message(api: KubeApi, kmock: KubernetesEmulator,
                                                          code: int, reason: str, message: str) -> None:
-    kmock[f"get {PODS}"] << code << status(code, reason, message)
-    with pytest.raises(ApiException) as info:
-        await api.list_pods("k8s.dask.org/cluster-name=c")
-    assert info.value.status == code and api_message(info.value) == message
-    assert len(kmock[f"get {PODS}"]) == 1
+    await assert_list_fault_surfaces(kmock, lambda: api.list_pods("k8s.dask.org/cluster-name=c"),
+                                     code, reason, message)
 
 
 async def test_a_slow_answer_holds_up_only_its_own_call(api: KubeApi, kmock: KubernetesEmulator) -> None:

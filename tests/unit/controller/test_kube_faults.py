@@ -8,36 +8,21 @@ runs in its own threads, so it talks to kmock exactly as it talks to an API serv
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import kubernetes
 import pytest
+from api_faults import LIST_FAULTS, NS, PODS, api_message, assert_list_fault_surfaces, status
 from kmock import KubernetesEmulator, Request, ResourceInfo, headers
 from kubedask_controller import metrics
 from kubedask_controller.kube import Kube
 from kubernetes.client.exceptions import ApiException
 
-NS = "team-a"
-PODS = f"/api/v1/namespaces/{NS}/pods"
-
-
-def status(code: int, reason: str, message: str) -> dict[str, Any]:
-    """A Kubernetes Status object, as the API server sends with every error."""
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": code,
-            "reason": reason, "message": message}
-
 
 def pod(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
             "spec": {"containers": [{"name": "dask", "image": "dask:local"}]}}
-
-
-def api_message(exc: ApiException) -> str:
-    """The Status message the API server sent, as the wrapper's error carries it."""
-    message: str = json.loads(exc.body or "{}")["message"]
-    return message
 
 
 def counted(name: str) -> float:
@@ -106,18 +91,11 @@ async def test_a_lease_conflict_reaches_the_elector(kube: Kube, kmock: Kubernete
     assert info.value.status == 409 and api_message(info.value) == message
 
 
-@pytest.mark.parametrize(("code", "reason", "message"), [
-    (410, "Expired", "too old resource version: 12 (345)"),
-    (429, "TooManyRequests", "the server has received too many requests and has asked us to try again later"),
-    (500, "InternalError", "etcdserver: request timed out"),
-])
+@pytest.mark.parametrize(("code", "reason", "message"), LIST_FAULTS)
 async def test_list_faults_surface_with_the_apis_message(kube: Kube, kmock: KubernetesEmulator,
                                                          code: int, reason: str, message: str) -> None:
-    kmock[f"get {PODS}"] << code << status(code, reason, message)
-    with pytest.raises(ApiException) as info:
-        await kube.list_pods(NS, "app.kubernetes.io/managed-by=kubedask")
-    assert info.value.status == code and api_message(info.value) == message
-    assert len(kmock[f"get {PODS}"]) == 1  # no retry hidden in the wrapper: the loop's backoff decides
+    await assert_list_fault_surfaces(
+        kmock, lambda: kube.list_pods(NS, "app.kubernetes.io/managed-by=kubedask"), code, reason, message)
 
 
 async def test_a_429_with_retry_after_is_retried_on_reads_only(kube: Kube, kmock: KubernetesEmulator) -> None:
