@@ -1,4 +1,6 @@
-"""Pure functions: a validated request -> the Kubernetes objects the controller owns (plain dicts).
+"""Pure functions: a validated request -> the pods the controller owns (plain dicts): the scheduler and the
+workers, their names, environment, classic defaults and probes. The scheduler's Service and PDB are built
+in :mod:`service_builders`, the labels and owner of every object in :mod:`labelling`.
 
 Nothing here talks to the API; the handlers decide when to create what.
 """
@@ -13,20 +15,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubedask.spec import (
-    CLUSTER_NAME_LABEL,
-    COMPONENT_LABEL,
     DASHBOARD_PORT,
     DEFAULT_GROUP,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
     SCHEDULER_PORT,
     WORKER_GROUP_LABEL,
     ClusterRequest,
     PodTemplate,
-    ServiceTemplate,
     group_worker_name,
     scheduler_name,
 )
+
+# Re-exported: the labels, selectors and owner of every object (labelling) and the scheduler's Service and
+# PDB (service_builders) were built here before, and callers still reach them as ``builders.X``.
+from .labelling import labels, object_metadata, owner_reference, selector, selector_string
+from .service_builders import build_pdb, build_service, service_patch
+
+__all__ = ["DEFAULT_DEATH_TIMEOUT", "SCHEDULER_HTTP_ROUTES", "SUFFIX_LENGTH", "TEMPLATE_ANNOTATION", "build_pdb",
+           "build_scheduler_pod", "build_service", "build_worker_pod", "dashboard_address", "labels",
+           "new_worker_name", "object_metadata", "owner_reference", "scheduler_address", "selector",
+           "selector_string", "service_patch", "template_hash"]
 
 Manifest = dict[str, Any]
 
@@ -77,48 +84,6 @@ def dashboard_address(request: ClusterRequest, namespace: str) -> str | None:
     return f"http://{scheduler_name(request.name)}.{namespace}.svc.cluster.local:{DASHBOARD_PORT}"
 
 
-def labels(cluster: str, component: str) -> dict[str, str]:
-    """Labels on every owned object: the recommended app.kubernetes.io set plus the classic dask ones."""
-    return {
-        "app.kubernetes.io/name": "dask",
-        "app.kubernetes.io/instance": cluster,
-        "app.kubernetes.io/component": component,
-        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
-        "app": "dask",
-        CLUSTER_NAME_LABEL: cluster,
-        COMPONENT_LABEL: component,
-    }
-
-
-def selector(cluster: str, component: str | None = None) -> dict[str, str]:
-    sel = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_NAME_LABEL: cluster}
-    if component:
-        sel[COMPONENT_LABEL] = component
-    return sel
-
-
-def selector_string(cluster: str, component: str | None = None) -> str:
-    return ",".join(f"{k}={v}" for k, v in selector(cluster, component).items())
-
-
-def owner_reference(request_name: str, request_uid: str) -> dict[str, Any]:
-    # No blockOwnerDeletion: setting it needs extra RBAC where OwnerReferencesPermissionEnforcement is
-    # enabled, and background garbage collection is all a request's deletion needs.
-    return {"apiVersion": "v1", "kind": "ConfigMap", "name": request_name, "uid": request_uid,
-            "controller": True}
-
-
-def _metadata(name: str, namespace: str, cluster: str, component: str, owner: Mapping[str, Any],
-              template: PodTemplate | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": namespace,
-        "labels": {**(template.labels if template else {}), **labels(cluster, component)},
-        "annotations": dict(template.annotations) if template else {},
-        "ownerReferences": [dict(owner)],
-    }
-
-
 def build_worker_pod(request: ClusterRequest, namespace: str, pod_name: str, owner: Mapping[str, Any],
                      group: str = DEFAULT_GROUP) -> Manifest:
     template = request.group_template(group)
@@ -135,7 +100,7 @@ def build_worker_pod(request: ClusterRequest, namespace: str, pod_name: str, own
         if not _has_flag(args, "--death-timeout"):
             args += ["--death-timeout", DEFAULT_DEATH_TIMEOUT]
         main["args"] = args
-    metadata = _metadata(pod_name, namespace, request.name, "worker", owner, template)
+    metadata = object_metadata(pod_name, namespace, request, "worker", owner, template)
     metadata["labels"][WORKER_GROUP_LABEL] = group
     metadata["annotations"][TEMPLATE_ANNOTATION] = template_hash(template)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
@@ -158,8 +123,8 @@ def build_scheduler_pod(request: ClusterRequest, namespace: str, owner: Mapping[
         "initialDelaySeconds": 2, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3,
     })
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": _metadata(scheduler_name(request.name), namespace, request.name, "scheduler",
-                                  owner, template),
+            "metadata": object_metadata(scheduler_name(request.name), namespace, request, "scheduler",
+                                        owner, template),
             "spec": spec}
 
 
@@ -242,65 +207,3 @@ def _runs_dask(container: Mapping[str, Any], role: str) -> bool:
 
 def _has_flag(args: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)
-
-
-_PORT_NAMES = {SCHEDULER_PORT: "tcp-comm", DASHBOARD_PORT: "http-dashboard"}
-
-
-def build_service(request: ClusterRequest, namespace: str, owner: Mapping[str, Any]) -> Manifest:
-    """The scheduler Service, with what ``scheduler-service-template`` sets (never its selector)."""
-    template = request.scheduler_service or ServiceTemplate()
-    metadata = _metadata(scheduler_name(request.name), namespace, request.name, "scheduler", owner)
-    metadata["labels"] = {**template.labels, **metadata["labels"]}  # the controller's labels win
-    metadata["annotations"] = dict(template.annotations)
-    names = {**_PORT_NAMES, **template.port_names}
-    return {
-        "apiVersion": "v1", "kind": "Service", "metadata": metadata,
-        "spec": {
-            **{k: copy.deepcopy(v) for k, v in template.spec.items() if k != "type"},
-            "type": request.scheduler_service_type,
-            "selector": selector(request.name, "scheduler"),
-            "ports": [{"name": names[port], "port": port, "targetPort": port, "protocol": "TCP"}
-                      for port in (SCHEDULER_PORT, DASHBOARD_PORT)],
-        },
-    }
-
-
-def service_patch(request: ClusterRequest, service: Mapping[str, Any]) -> Manifest | None:
-    """A merge patch bringing the existing Service to what the request asks (a live change), or None.
-
-    Labels and annotations the template sets are added or changed (others on the Service are left alone);
-    ``loadBalancerSourceRanges`` follows the template (removed with it); ``externalTrafficPolicy`` is set
-    when the template gives it (the API server defaults it otherwise); port names are changed in place,
-    keeping each port's nodePort."""
-    want = build_service(request, "", {})
-    metadata, spec = service.get("metadata") or {}, service.get("spec") or {}
-    patch: dict[str, Any] = {}
-    for part in ("labels", "annotations"):
-        have = metadata.get(part) or {}
-        changed = {k: v for k, v in want["metadata"][part].items() if have.get(k) != v}
-        if changed:
-            patch.setdefault("metadata", {})[part] = changed
-    changes: dict[str, Any] = {}
-    if spec.get("type") != want["spec"]["type"]:
-        changes["type"] = want["spec"]["type"]
-    if spec.get("loadBalancerSourceRanges") != want["spec"].get("loadBalancerSourceRanges"):
-        changes["loadBalancerSourceRanges"] = want["spec"].get("loadBalancerSourceRanges")
-    policy = want["spec"].get("externalTrafficPolicy")
-    if policy is not None and spec.get("externalTrafficPolicy") != policy:
-        changes["externalTrafficPolicy"] = policy
-    names = {p["port"]: p["name"] for p in want["spec"]["ports"]}
-    ports = [dict(p) for p in spec.get("ports") or []]
-    if any(p.get("port") in names and p.get("name") != names[p["port"]] for p in ports):
-        changes["ports"] = [{**p, "name": names.get(p.get("port"), p.get("name"))} for p in ports]
-    if changes:
-        patch["spec"] = changes
-    return patch or None
-
-
-def build_pdb(request: ClusterRequest, namespace: str, owner: Mapping[str, Any]) -> Manifest:
-    return {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": _metadata(scheduler_name(request.name), namespace, request.name, "scheduler", owner),
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": selector(request.name, "scheduler")}},
-    }

@@ -2,7 +2,7 @@
 applied by creating or deleting pods. Pure.
 
 - The Service's type and ``scheduler-service-template`` fields are applied live
-  (:func:`builders.service_patch`).
+  (:func:`service_builders.service_patch`).
 - The scheduler pod is never restarted by the controller (that would lose every task and all data of a
   running cluster): its creation is stamped with a hash of its template (:func:`stamp`), and a scheduler
   whose stamp differs from the template the request has now is reported as needing a restart

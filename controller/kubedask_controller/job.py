@@ -26,7 +26,8 @@ from kubedask.spec import (
 )
 
 from . import reconcile
-from .builders import labels, scheduler_address
+from .builders import scheduler_address
+from .labelling import labels, request_labels
 from .observe import Observation
 
 Manifest = dict[str, Any]
@@ -86,7 +87,7 @@ def build_job_pod(request: ClusterRequest, namespace: str, owner: Mapping[str, A
         "metadata": {
             "name": job_name(request.name),
             "namespace": namespace,
-            "labels": {**template.labels, **labels(request.name, JOB_COMPONENT)},
+            "labels": {**template.labels, **request_labels(request), **labels(request.name, JOB_COMPONENT)},
             "annotations": dict(template.annotations),
             "ownerReferences": [dict(owner)],
         },

@@ -31,6 +31,8 @@ COMPONENT_LABEL = "dask.org/component"
 JOB_COMPONENT = "job"
 #: Label on every worker pod naming its worker group (as the Dask operator labels them).
 WORKER_GROUP_LABEL = "dask.org/workergroup-name"
+#: Request labels under this prefix are copied to every object of the cluster (no other request label is).
+PROPAGATED_LABEL_PREFIX = "user.kubedask.io/"
 #: The group of the unsuffixed ``workers`` / ``worker-template`` keys.
 DEFAULT_GROUP = "default"
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from controller_fakes import request_data
 from kubedask.spec import parse_request
-from kubedask_controller import builders
+from kubedask_controller import builders, labelling, service_builders
 
-OWNER = builders.owner_reference("analysis", "uid-1")
+OWNER = labelling.owner_reference("analysis", "uid-1")
 NS = "team-a"
 ADDRESS = "tcp://analysis-scheduler.team-a.svc.cluster.local:8786"
 
@@ -160,8 +160,8 @@ def test_scheduler_template_is_used_when_given() -> None:
 
 def test_service_and_pdb_select_the_scheduler() -> None:
     request = parse_request("analysis", request_data(scheduler_service_type="NodePort"))
-    service = builders.build_service(request, NS, OWNER)
-    pdb = builders.build_pdb(request, NS, OWNER)
+    service = service_builders.build_service(request, NS, OWNER)
+    pdb = service_builders.build_pdb(request, NS, OWNER)
     assert service["metadata"]["name"] == pdb["metadata"]["name"] == "analysis-scheduler"
     assert service["spec"]["type"] == "NodePort"
     assert {p["port"] for p in service["spec"]["ports"]} == {8786, 8787}

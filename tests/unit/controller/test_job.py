@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from controller_fakes import WORKER_TEMPLATE
 from kubedask.spec import build_request_data, parse_request
-from kubedask_controller import builders, job
+from kubedask_controller import job, labelling
 from kubedask_controller.policy import Policy, PolicyViolation, admit
 
 JOB = {"kind": "Pod", "metadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}},
@@ -16,7 +16,7 @@ JOB = {"kind": "Pod", "metadata": {"labels": {"team": "a"}, "annotations": {"not
                                 "args": ["python", "-c", "print(1)"],
                                 "env": [{"name": "DASK_SCHEDULER_ADDRESS", "value": "tcp://elsewhere:1"}]},
                                {"name": "side", "image": "busybox", "imagePullPolicy": "Never"}]}}
-OWNER = builders.owner_reference("nightly", "uid-1")
+OWNER = labelling.owner_reference("nightly", "uid-1")
 
 
 def request(job_template: Any = JOB, **kwargs: Any) -> Any:
@@ -37,7 +37,7 @@ def test_job_pod_is_named_labelled_and_owned_like_the_clusters_other_pods() -> N
     manifest = job.build_job_pod(request(), "team-a", OWNER)
     metadata = manifest["metadata"]
     assert metadata["name"] == "nightly-job" and metadata["namespace"] == "team-a"
-    assert metadata["labels"] == {"team": "a", **builders.labels("nightly", "job")}
+    assert metadata["labels"] == {"team": "a", **labelling.labels("nightly", "job")}
     assert metadata["labels"]["dask.org/component"] == "job"
     assert metadata["annotations"] == {"note": "x"}
     assert metadata["ownerReferences"] == [OWNER]
