@@ -30,7 +30,8 @@ from kubedask.spec import (
 from .labelling import labels, object_metadata, owner_reference, selector, selector_string
 from .service_builders import build_pdb, build_service, service_patch
 
-__all__ = ["DEFAULT_DEATH_TIMEOUT", "SCHEDULER_HTTP_ROUTES", "SUFFIX_LENGTH", "TEMPLATE_ANNOTATION", "build_pdb",
+__all__ = ["DEFAULT_DEATH_TIMEOUT", "SCHEDULER_HTTP_ROUTES", "SCHEDULER_READINESS_PROBE",
+           "SCHEDULER_STARTUP_PROBE", "SUFFIX_LENGTH", "TEMPLATE_ANNOTATION", "build_pdb",
            "build_scheduler_pod", "build_service", "build_worker_pod", "dashboard_address", "labels",
            "new_worker_name", "object_metadata", "owner_reference", "scheduler_address", "selector",
            "selector_string", "service_patch", "template_hash"]
@@ -118,14 +119,30 @@ def build_scheduler_pod(request: ClusterRequest, namespace: str, owner: Mapping[
     for port, port_name in ((SCHEDULER_PORT, "tcp-comm"), (DASHBOARD_PORT, "http-dashboard")):
         if port not in known:
             ports.append({"containerPort": port, "name": port_name, "protocol": "TCP"})
-    main.setdefault("readinessProbe", {
-        "httpGet": {"path": "/health", "port": DASHBOARD_PORT},
-        "initialDelaySeconds": 2, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3,
-    })
+    _set_default_probes(main)
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": object_metadata(scheduler_name(request.name), namespace, request, "scheduler",
                                         owner, template),
             "spec": spec}
+
+
+#: The scheduler is ready once its HTTP server answers (it starts listening on 8786 in the same instant):
+#: checked every second from the container's start, so a cold start does not wait for a probe period; once
+#: it has answered, a gentler readiness probe. The startup window is long (a classic image may pip-install
+#: ``EXTRA_PIP_PACKAGES`` first) because a startup probe that gives up restarts the container.
+#: ``/health`` rather than a TCP probe of 8786: a bare connection logs a failed handshake in the scheduler.
+SCHEDULER_STARTUP_PROBE = {"httpGet": {"path": "/health", "port": DASHBOARD_PORT},
+                           "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 1800}
+SCHEDULER_READINESS_PROBE = {"httpGet": {"path": "/health", "port": DASHBOARD_PORT},
+                             "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3}
+
+
+def _set_default_probes(main: dict[str, Any]) -> None:
+    """The scheduler's probes where its template has none. A template with its own readiness probe gets no
+    startup probe: that would hold its probe back behind one it did not ask for."""
+    if "readinessProbe" not in main:
+        main.setdefault("startupProbe", copy.deepcopy(SCHEDULER_STARTUP_PROBE))
+        main["readinessProbe"] = copy.deepcopy(SCHEDULER_READINESS_PROBE)
 
 
 def _scheduler_from_worker_template(worker: PodTemplate) -> PodTemplate:
@@ -143,8 +160,8 @@ def _scheduler_from_worker_template(worker: PodTemplate) -> PodTemplate:
     main["args"] = ["dask", "scheduler", "--port", str(SCHEDULER_PORT), "--dashboard-address",
                     f":{DASHBOARD_PORT}"]
     # Worker-only probes would fail on a scheduler.
-    main.pop("readinessProbe", None)
-    main.pop("livenessProbe", None)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        main.pop(probe, None)
     return PodTemplate(labels=worker.labels, annotations=annotations, spec=spec)
 
 

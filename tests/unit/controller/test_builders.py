@@ -175,3 +175,42 @@ def test_local_mode_workers_connect_to_the_given_address() -> None:
     request = parse_request("analysis", request_data(deploy_mode="local", scheduler_address="tcp://10.1.2.3:8786"))
     pod = builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER)
     assert env(pod["spec"]["containers"][0])["DASK_SCHEDULER_ADDRESS"] == "tcp://10.1.2.3:8786"
+
+
+def scheduler_container(**data: Any) -> dict[str, Any]:
+    pod = builders.build_scheduler_pod(parse_request("analysis", request_data(**data)), NS, OWNER)
+    container: dict[str, Any] = pod["spec"]["containers"][0]
+    return container
+
+
+def test_the_scheduler_is_probed_every_second_from_its_start_then_gently() -> None:
+    container = scheduler_container()
+    startup, readiness = container["startupProbe"], container["readinessProbe"]
+    # No initial delay and a 1 s period: ready within a second of listening, whichever second that is.
+    assert startup["httpGet"] == readiness["httpGet"] == {"path": "/health", "port": 8787}
+    assert startup.get("initialDelaySeconds", 0) == 0 and startup["periodSeconds"] == 1
+    # A slow start (an image installing packages first) is waited for, not killed, for half an hour.
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
+    assert readiness["periodSeconds"] >= 5 and readiness.get("initialDelaySeconds", 0) == 0
+    assert "livenessProbe" not in container
+
+
+def test_a_scheduler_templates_own_probes_are_kept() -> None:
+    own = {"tcpSocket": {"port": 8786}, "periodSeconds": 2}
+    base = {"name": "s", "image": "img", "args": ["dask", "scheduler"]}
+    container = scheduler_container(scheduler_template={"containers": [{**base, "readinessProbe": own}]})
+    # Its readiness probe alone decides: no startup probe of ours holds it back.
+    assert container["readinessProbe"] == own and "startupProbe" not in container
+
+    container = scheduler_container(scheduler_template={"containers": [{**base, "startupProbe": own}]})
+    assert container["startupProbe"] == own and container["readinessProbe"] == builders.SCHEDULER_READINESS_PROBE
+
+
+def test_a_derived_scheduler_drops_the_workers_probes() -> None:
+    probe = {"httpGet": {"path": "/health", "port": 8788}}
+    worker = {"containers": [{"name": "dask-worker", "image": "img", "args": ["dask", "worker"],
+                              "startupProbe": probe, "readinessProbe": probe, "livenessProbe": probe}]}
+    container = scheduler_container(worker_template=worker)
+    assert container["startupProbe"] == builders.SCHEDULER_STARTUP_PROBE
+    assert container["readinessProbe"] == builders.SCHEDULER_READINESS_PROBE
+    assert "livenessProbe" not in container
