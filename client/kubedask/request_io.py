@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from . import spec
 from .errors import ClusterNotFoundError, KubeClusterError
 from .kube import Api, Manifest
+from .spec.adapt import parse_adapt
 
 logger = logging.getLogger(__name__)
 
@@ -159,17 +161,18 @@ class RequestIO:
         await self.api.patch_configmap(self.name, patch)
 
     async def set_workers(self, n: int, group: str = spec.DEFAULT_GROUP) -> None:
-        """Ask for ``n`` workers and turn the controller's adaptivity off; in a named ``group``, ask for ``n``
-        workers of that group only (adaptivity applies to the default group)."""
-        if group == spec.DEFAULT_GROUP:
-            await self.patch({"data": {spec.KEY_WORKERS: str(n), spec.KEY_ADAPT: None}})
-        else:
-            await self.patch({"data": {spec.group_key(spec.KEY_WORKERS, group): str(n)}})
+        """Ask for ``n`` workers of ``group`` (``workers``, or ``workers.GROUP``) and turn that group's
+        adaptivity off (``adapt``, or ``adapt.GROUP``); the other groups are left as they are."""
+        await self.patch({"data": {spec.group_key(spec.KEY_WORKERS, group): str(n),
+                                   spec.group_key(spec.KEY_ADAPT, group): None}})
 
-    async def set_adapt(self, adapt: Mapping[str, Any]) -> None:
-        """Turn the controller's adaptivity on; the schema refuses bad bounds before anything is written."""
-        data = spec.build_request_data(worker_template="containers: [{name: x, image: x}]", adapt=adapt)
-        await self.patch({"data": {spec.KEY_ADAPT: data[spec.KEY_ADAPT]}})
+    async def set_adapt(self, adapt: Mapping[str, Any], group: str = spec.DEFAULT_GROUP) -> None:
+        """Turn the controller's adaptivity on for ``group`` (key ``adapt``, or ``adapt.GROUP``); the schema
+        refuses bad bounds before anything is written."""
+        key = spec.group_key(spec.KEY_ADAPT, group)
+        value = json.dumps(dict(adapt), sort_keys=True)
+        parse_adapt(value, key)
+        await self.patch({"data": {key: value}})
 
     async def renew_heartbeats(self, interval: float, sleep: Sleep = asyncio.sleep) -> None:
         """Renew the heartbeat annotation every ``interval`` seconds until cancelled or the request is gone;

@@ -1,8 +1,9 @@
-"""Named worker groups from Python: ``add_worker_group``, ``scale(n, worker_group=...)``, ``delete_worker_group``.
+"""Named worker groups from Python: ``add_worker_group``, ``scale(n, worker_group=...)``,
+``adapt(..., worker_group=...)``, ``delete_worker_group``.
 
-A group is two flat keys of the request, ``workers.GROUP`` and ``worker-template.GROUP``; the controller runs
-its pods beside the default group's (see docs/worker-groups.md). The functions here build those keys; the
-:class:`WorkerGroupsMixin` gives :class:`~kubedask.KubeCluster` its methods.
+A group is flat keys of the request, ``workers.GROUP`` and ``worker-template.GROUP`` (and ``adapt.GROUP`` when
+it is adaptive); the controller runs its pods beside the default group's (see docs/worker-groups.md). The
+functions here build those keys; the :class:`WorkerGroupsMixin` gives :class:`~kubedask.KubeCluster` its methods.
 
 Example:
     >>> data = group_data("analysis", "gpu", {"spec": {"containers": [{"image": "i"}]}}, n_workers=2)
@@ -91,7 +92,7 @@ class WorkerGroupsMixin:
             >>> cluster.delete_worker_group("gpu")  # doctest: +SKIP
         """
         check_group_name(self.request_name, name)
-        keys = {spec.group_key(spec.KEY_WORKERS, name): None, spec.group_key(spec.KEY_WORKER_TEMPLATE, name): None}
+        keys = {spec.group_key(key, name): None for key in (spec.KEY_WORKERS, spec.KEY_WORKER_TEMPLATE, spec.KEY_ADAPT)}
         return self._request_change(self._delete_group(name, keys))
 
     async def _delete_group(self, name: str, keys: Mapping[str, None]) -> None:
@@ -101,12 +102,35 @@ class WorkerGroupsMixin:
         await requests.patch({"data": dict(keys)})
 
     async def _scale_group(self, name: str, n: int) -> None:
-        requests = self._session.requests()
-        known = group_counts((await requests.read()).get("data") or {})
+        """``scale(n, worker_group=name)``: ``n`` workers of the group, and its adaptivity off."""
+        await self._known_group(name)
+        await self._session.requests().set_workers(n, name)
+
+    async def _adapt_group(self, name: str, adapt: Mapping[str, Any]) -> None:
+        """``adapt(..., worker_group=name)``: the group's ``adapt.GROUP`` key (see :func:`adapt_group`)."""
+        await self._known_group(name)
+        await self._session.requests().set_adapt(adapt, name)
+
+    def adapt_group(self, name: str, adapt: Mapping[str, Any]) -> Any:
+        """Let the controller scale group ``name`` within ``adapt`` (``{"minimum": 0, "maximum": 4}``, as
+        :func:`~kubedask.request_io.adapt_settings` builds it); ``cluster.adapt(..., worker_group=name)``
+        calls this. The scheduler's adaptive target is one number for the whole cluster: the controller gives
+        an adaptive group what the fixed-size groups and the adaptive groups before it (the default group
+        first, then by name) do not cover, within the group's own bounds.
+
+        Example:
+            >>> cluster.adapt(minimum=0, maximum=4, worker_group="gpu")  # doctest: +SKIP
+        """
+        if name == spec.DEFAULT_GROUP:
+            return self._request_change(self._session.requests().set_adapt(adapt))
+        check_group_name(self.request_name, name)
+        return self._request_change(self._adapt_group(name, adapt))
+
+    async def _known_group(self, name: str) -> None:
+        known = group_counts((await self._session.requests().read()).get("data") or {})
         if name not in known:
             raise ValueError(f"cluster {self.request_name!r} has no worker group {name!r}; its groups are "
                              f"{', '.join(map(repr, known))}; add one with add_worker_group({name!r}, pod_template)")
-        await requests.set_workers(n, name)
 
     def worker_groups(self) -> Any:
         """Workers asked for per group, as the request says now (``default`` first).

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 
-from kubedask.spec import AdaptSpec, ClusterRequest
+from kubedask.spec import DEFAULT_GROUP, AdaptSpec, ClusterRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,50 @@ def adapt_step(spec: AdaptSpec, state: AdaptState, scheduler_target: int | None,
     if wanted < current and now - state.last_scale_down >= spec.cooldown:
         return AdaptState(target=wanted, last_scale_down=now)
     return dataclasses.replace(state, target=current)
+
+
+class Desired(int):
+    """The default group's desired workers (an ``int``, what the plan and status always took) carrying, in
+    :attr:`groups`, the adaptive target of every named group with ``adapt.GROUP``."""
+
+    groups: Mapping[str, int]
+
+    def __new__(cls, default: int, groups: Mapping[str, int]) -> Desired:
+        desired = super().__new__(cls, default)
+        desired.groups = dict(groups)
+        return desired
+
+    def __repr__(self) -> str:
+        return f"Desired({int(self)}, {self.groups!r})"
+
+
+def adaptive_groups(request: ClusterRequest) -> Iterator[tuple[str, AdaptSpec]]:
+    """``(group, bounds)`` of every adaptive group: the default one first (``adapt``), then by name."""
+    if request.adapt is not None:
+        yield DEFAULT_GROUP, request.adapt
+    for group in request.worker_groups:
+        if group.adapt is not None:
+            yield group.name, group.adapt
+
+
+def share_target(request: ClusterRequest, scheduler_target: int) -> dict[str, int]:
+    """Each adaptive group's part of the scheduler's adaptive target.
+
+    The scheduler asks for one number of workers for the whole cluster and knows nothing of groups (it counts
+    every worker it has). So the fixed-size groups are taken as they are asked for, and what they do not cover
+    goes to the adaptive groups: each gets its minimum, and the rest fills them in order, the default group
+    first and then the named ones by name, each up to its maximum. A named adaptive group thus grows once the
+    groups before it are at their maximum (e.g. GPU workers once the CPU workers are all there).
+    """
+    adaptive = list(adaptive_groups(request))
+    fixed = (0 if request.adapt else request.workers) + sum(g.workers for g in request.worker_groups if not g.adapt)
+    left = max(0, scheduler_target - fixed) - sum(bounds.minimum for _, bounds in adaptive)
+    shares = {}
+    for group, bounds in adaptive:
+        extra = min(max(left, 0), bounds.maximum - bounds.minimum)
+        shares[group] = bounds.minimum + extra
+        left -= extra
+    return shares
 
 
 def shutdown_reason(request: ClusterRequest, *, now: float, idle_since: float | None,

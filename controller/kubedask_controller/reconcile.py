@@ -17,7 +17,9 @@ from kubedask.spec import DEFAULT_GROUP, ClusterRequest
 
 from . import builders
 from .decisions import AdaptState as AdaptState
+from .decisions import Desired as Desired
 from .decisions import adapt_step as adapt_step
+from .decisions import adaptive_groups
 from .decisions import shutdown_reason as shutdown_reason
 from .workload import DONE_PHASES as DONE_PHASES
 from .workload import Observed as Observed
@@ -131,9 +133,12 @@ class Plan:
 
 
 def group_targets(request: ClusterRequest, observed: Observed, desired_workers: int) -> dict[str, int]:
-    """Workers wanted per group: ``desired_workers`` for the default group, each named group's count, and 0
-    for a group that has workers but is no longer in the request (its keys were removed)."""
-    targets = {DEFAULT_GROUP: desired_workers, **{g.name: g.workers for g in request.worker_groups}}
+    """Workers wanted per group: ``desired_workers`` for the default group, each named group's count (its
+    adaptive target instead when ``desired_workers`` is a :class:`Desired` that has one), and 0 for a group
+    that has workers but is no longer in the request (its keys were removed)."""
+    adapted = desired_workers.groups if isinstance(desired_workers, Desired) else {}
+    targets = {DEFAULT_GROUP: int(desired_workers),
+               **{g.name: adapted.get(g.name, g.workers) for g in request.worker_groups}}
     for worker in observed.workers:
         targets.setdefault(worker.group, 0)
     return targets
@@ -261,8 +266,7 @@ def next_pass_delay(request: ClusterRequest, plan: Plan, failure_streak: int, *,
     delays = [resync]
     if plan.actions:
         delays.append(max(settle, min(300.0, 2.0 ** failure_streak)))
-    if request.adapt:
-        delays.append(request.adapt.interval)
+    delays += [bounds.interval for _, bounds in adaptive_groups(request)]
     if request.idle_timeout:
         delays.append(min(idle_poll, request.idle_timeout / 4))
     if request.client_heartbeat_timeout:

@@ -1,9 +1,12 @@
 """What a request's driver learns from its cluster's scheduler between passes.
 
-The adaptive target and the idle time are each asked at their own pace (``adapt.interval``, the idle
-poll interval), not on every pass. When the scheduler cannot be asked the cluster falls back: adapt holds
-its current target, and the idle time becomes unknown (an unreachable scheduler must never get a busy
-cluster reaped as idle). Whether the last question was answered is shown as the SchedulerAPI condition.
+The adaptive target and the idle time are each asked at their own pace (``adapt.interval``, the shortest
+of every adaptive group's; the idle poll interval), not on every pass. The scheduler's one target is shared
+among the adaptive groups by :func:`decisions.share_target`; each group then moves towards its share within
+its own bounds, step and cooldown (:func:`decisions.adapt_step`). When the scheduler cannot be asked the
+cluster falls back: adapt holds its current targets, and the idle time becomes unknown (an unreachable
+scheduler must never get a busy cluster reaped as idle). Whether the last question was answered is shown as
+the SchedulerAPI condition.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 
 from kubedask.spec import DEFAULT_GROUP, ClusterRequest, Condition
 
-from . import reconcile, status
+from . import decisions, reconcile, status
 from .api import SchedulerApi
 from .clock import Clock
 from .scheduler import SchedulerUnavailable
@@ -25,7 +28,8 @@ class SchedulerPolls:
         self.clock = clock
         self.idle_poll_interval = idle_poll_interval
         self.adapt_max_step = adapt_max_step
-        self.adapt_state: reconcile.AdaptState | None = None
+        #: Per adaptive group (``default`` for ``adapt``), what the adaptive loop remembers.
+        self.adapt_states: dict[str, decisions.AdaptState] = {}
         self.idle_since: float | None = None  # wall seconds, from the scheduler; None: busy or unknown
         self._next_adapt_poll = float("-inf")
         self._next_idle_poll = float("-inf")
@@ -58,15 +62,20 @@ class SchedulerPolls:
 
     async def desired_workers(self, request: ClusterRequest, observed: reconcile.Observed,
                               scheduler: SchedulerApi | None) -> int:
-        if request.adapt is None:
-            self.adapt_state = None
+        """The default group's desired workers; while a named group has ``adapt.GROUP``, a
+        :class:`decisions.Desired` that also carries every adaptive named group's target."""
+        adaptive = dict(decisions.adaptive_groups(request))
+        self.adapt_states = {g: state for g, state in self.adapt_states.items() if g in adaptive}
+        if not adaptive:
             return request.workers
-        if self.adapt_state is None:
-            self.adapt_state = reconcile.AdaptState(target=len(observed.active_in(DEFAULT_GROUP)) or request.workers)
+        counts = {DEFAULT_GROUP: request.workers, **{g.name: g.workers for g in request.worker_groups}}
+        for group in adaptive:
+            if group not in self.adapt_states:
+                self.adapt_states[group] = decisions.AdaptState(target=len(observed.active_in(group)) or counts[group])
         target = None
         asked = False
         if scheduler and self.clock.monotonic() >= self._next_adapt_poll:
-            self._next_adapt_poll = self.clock.monotonic() + request.adapt.interval
+            self._next_adapt_poll = self.clock.monotonic() + min(b.interval for b in adaptive.values())
             asked = True
             try:
                 target = await scheduler.adaptive_target()
@@ -74,8 +83,12 @@ class SchedulerPolls:
                 self._answered(exc)
             else:
                 self._answered(None)
-        bounds = request.adapt
-        if asked or not bounds.minimum <= self.adapt_state.target <= bounds.maximum:
-            self.adapt_state = reconcile.adapt_step(bounds, self.adapt_state, target, self.clock.monotonic(),
-                                                    self.adapt_max_step)
-        return self.adapt_state.target
+        shares = decisions.share_target(request, target) if target is not None else {}
+        for group, bounds in adaptive.items():
+            state = self.adapt_states[group]
+            if asked or not bounds.minimum <= state.target <= bounds.maximum:
+                self.adapt_states[group] = decisions.adapt_step(
+                    bounds, state, shares.get(group), self.clock.monotonic(), self.adapt_max_step)
+        default = self.adapt_states[DEFAULT_GROUP].target if DEFAULT_GROUP in adaptive else request.workers
+        named = {g: state.target for g, state in self.adapt_states.items() if g != DEFAULT_GROUP}
+        return decisions.Desired(default, named) if named else default

@@ -1,8 +1,10 @@
-"""Worker groups: ``workers.GROUP`` and ``worker-template.GROUP`` beside the unsuffixed keys.
+"""Worker groups: ``workers.GROUP``, ``worker-template.GROUP`` and ``adapt.GROUP`` beside the unsuffixed keys.
 
-The unsuffixed ``workers`` / ``worker-template`` are the group ``default``; each suffixed pair adds a named
-group with its own pods (``NAME-worker-GROUP-xxxxx``, labelled ``dask.org/workergroup-name=GROUP``). The
-keys stay flat so that ``kubectl patch cm NAME -p '{"data":{"workers.gpu":"3"}}'`` scales one group.
+The unsuffixed ``workers`` / ``worker-template`` / ``adapt`` are the group ``default``; each suffixed pair adds
+a named group with its own pods (``NAME-worker-GROUP-xxxxx``, labelled ``dask.org/workergroup-name=GROUP``).
+The keys stay flat so that ``kubectl patch cm NAME -p '{"data":{"workers.gpu":"3"}}'`` scales one group.
+``adapt.GROUP`` (the same mapping as ``adapt``) makes a named group adaptive; its ``workers.GROUP`` then
+defaults to the minimum, as ``workers`` does for ``adapt``.
 
 Example::
 
@@ -18,13 +20,17 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from .adapt import AdaptSpec, parse_adapt
 from .errors import RequestError
-from .names import DEFAULT_GROUP, GROUP_KEYS, KEY_WORKER_TEMPLATE, KEY_WORKERS
+from .names import DEFAULT_GROUP, GROUP_KEYS, KEY_ADAPT, KEY_WORKER_TEMPLATE, KEY_WORKERS
 from .template import PodTemplate, parse_template
 from .values import parse_int
 
-__all__ = ["MAX_GROUP_LENGTH", "WorkerGroup", "group_key", "group_problem", "is_group_key", "parse_groups",
-           "split_group_key"]
+__all__ = ["MAX_GROUP_LENGTH", "SUFFIXED_KEYS", "WorkerGroup", "group_key", "group_problem", "is_group_key",
+           "parse_groups", "split_group_key"]
+
+#: Keys that may carry a ``.GROUP`` suffix: the group keys, and ``adapt`` (a named group's adaptive bounds).
+SUFFIXED_KEYS = (*GROUP_KEYS, KEY_ADAPT)
 
 #: Group names are short DNS labels: they become part of pod names (hostnames of at most 63 characters).
 MAX_GROUP_LENGTH = 20
@@ -42,6 +48,8 @@ class WorkerGroup(BaseModel):
     name: str
     workers: int
     template: PodTemplate
+    #: ``adapt.GROUP``: the group follows the scheduler's adaptive target within these bounds.
+    adapt: AdaptSpec | None = None
 
 
 def group_key(key: str, group: str) -> str:
@@ -50,9 +58,9 @@ def group_key(key: str, group: str) -> str:
 
 
 def split_group_key(key: str) -> tuple[str, str] | None:
-    """``("workers", "gpu")`` for ``workers.gpu``; None for a key that is not a group key."""
+    """``("workers", "gpu")`` for ``workers.gpu`` (``adapt.gpu`` too); None for a key that is not a group key."""
     base, dot, group = key.partition(".")
-    return (base, group) if dot and base in GROUP_KEYS else None
+    return (base, group) if dot and base in SUFFIXED_KEYS else None
 
 
 def is_group_key(key: str) -> bool:
@@ -91,12 +99,15 @@ def parse_groups(cluster: str, data: Mapping[str, str]) -> tuple[WorkerGroup, ..
     groups = []
     for group, keys in sorted(found.items()):
         if KEY_WORKER_TEMPLATE not in keys:
+            given = next(iter(keys.values()))
             raise RequestError(
-                f"key {keys[KEY_WORKERS]!r} is set but {group_key(KEY_WORKER_TEMPLATE, group)!r} is missing: add "
-                f"a Pod manifest or bare pod spec for the {group!r} group's workers, or remove "
-                f"{keys[KEY_WORKERS]!r}.", key=keys[KEY_WORKERS])
+                f"key {given!r} is set but {group_key(KEY_WORKER_TEMPLATE, group)!r} is missing: add "
+                f"a Pod manifest or bare pod spec for the {group!r} group's workers, or remove {given!r}.",
+                key=given)
         template_key = keys[KEY_WORKER_TEMPLATE]
+        adapt_key = keys.get(KEY_ADAPT)
+        adapt = parse_adapt(data[adapt_key], adapt_key) if adapt_key and data[adapt_key].strip() else None
         groups.append(WorkerGroup(
-            name=group, workers=parse_int(data, group_key(KEY_WORKERS, group), default=0),
-            template=parse_template(data[template_key], key=template_key)))
+            name=group, workers=parse_int(data, group_key(KEY_WORKERS, group), default=adapt.minimum if adapt else 0),
+            template=parse_template(data[template_key], key=template_key), adapt=adapt))
     return tuple(groups)

@@ -18,11 +18,12 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from .errors import RequestError, from_validation_error
+from .adapt import AdaptSpec, parse_adapt
+from .errors import RequestError
 from .groups import WorkerGroup, is_group_key, parse_groups
 from .names import (
     ALL_KEYS,
@@ -43,7 +44,6 @@ from .names import (
     KEY_WORKERS,
     validate_name,
 )
-from .safe_yaml import safe_load_yaml
 from .service import ServiceTemplate, parse_service_template
 from .template import PodTemplate, parse_template
 from .values import MAX_WORKERS, format_duration, optional_duration, parse_choice, parse_duration, parse_int
@@ -63,17 +63,6 @@ _ADDRESS_RE = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/]+:\d{1,5}$")
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class AdaptSpec(_Frozen):
-    """Controller-side adaptive scaling bounds (``adapt`` key)."""
-
-    minimum: int = Field(ge=0, le=MAX_WORKERS)
-    maximum: int = Field(ge=0, le=MAX_WORKERS)
-    #: Seconds between looks at the scheduler's adaptive target.
-    interval: float = Field(default=5.0, gt=0, le=3600)
-    #: Seconds to wait after a scale-down before scaling down again (scale-ups are never delayed).
-    cooldown: float = Field(default=30.0, ge=0, le=86400)
 
 
 class ClusterRequest(_Frozen):
@@ -108,6 +97,12 @@ class ClusterRequest(_Frozen):
             return self.worker_template
         return next(g.template for g in self.worker_groups if g.name == group)
 
+    def group_adapt(self, group: str) -> AdaptSpec | None:
+        """The adaptive bounds of ``group`` (``adapt``, or ``adapt.GROUP`` for a named one); None: fixed size."""
+        if group == DEFAULT_GROUP:
+            return self.adapt
+        return next((g.adapt for g in self.worker_groups if g.name == group), None)
+
 
 def fingerprint(data: Mapping[str, str]) -> str:
     """A short stable hash of request data; equal data gives equal fingerprints."""
@@ -126,7 +121,7 @@ def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise RequestError(
             f"unknown key {key!r} in the request data.{hint} Allowed keys: {', '.join(ALL_KEYS)}, and "
-            f"'workers.GROUP' / 'worker-template.GROUP' for a named worker group.", key=key)
+            f"'workers.GROUP' / 'worker-template.GROUP' / 'adapt.GROUP' for a named worker group.", key=key)
     for key, value in data.items():
         if not isinstance(value, str):  # pragma: no cover - the API server only stores strings
             raise RequestError(f"key {key!r} must be a string, got {type(value).__name__}.", key=key)
@@ -163,7 +158,7 @@ def parse_request(name: str, data: Mapping[str, str] | None) -> ClusterRequest:
 
     job_template, job_ttl = _parse_job(data, deploy_mode)
     service, service_type = _parse_service(data, deploy_mode)
-    adapt = _parse_adapt(data[KEY_ADAPT]) if data.get(KEY_ADAPT, "").strip() else None
+    adapt = parse_adapt(data[KEY_ADAPT], KEY_ADAPT) if data.get(KEY_ADAPT, "").strip() else None
     return ClusterRequest(
         name=name,
         workers=parse_int(data, KEY_WORKERS, default=adapt.minimum if adapt else 0),
@@ -229,42 +224,3 @@ def _parse_surge(data: Mapping[str, str]) -> int:
                            f"beside the old ones; use 1 or more, or set {KEY_UPDATE_STRATEGY!r}: new-workers-only.",
                            key=KEY_MAX_SURGE)
     return surge
-
-
-def _parse_adapt(raw: str) -> AdaptSpec:
-    # JSON is a subset of YAML, so '{"minimum": 1, "maximum": 10}' and 'minimum: 1' both work.
-    value = safe_load_yaml(raw, KEY_ADAPT, max_bytes=4096)
-    if not isinstance(value, dict):
-        raise RequestError(
-            f"key {KEY_ADAPT!r} has value {raw!r}; expected a mapping such as "
-            f"'{{\"minimum\": 1, \"maximum\": 10}}'.", key=KEY_ADAPT)
-    allowed = ("minimum", "maximum", "interval", "cooldown")
-    extra = sorted(set(value) - set(allowed), key=str)
-    if extra:
-        raise RequestError(
-            f"key {KEY_ADAPT!r} has unknown field {extra[0]!r}; allowed fields: {', '.join(allowed)}.",
-            key=KEY_ADAPT)
-    if "maximum" not in value:
-        raise RequestError(
-            f"key {KEY_ADAPT!r} needs a 'maximum', e.g. '{{\"minimum\": 1, \"maximum\": 10}}'.",
-            key=KEY_ADAPT)
-    fields: dict[str, Any] = {"minimum": 0, **value}
-    for field in allowed:
-        v = fields.get(field)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-            raise RequestError(
-                f"key {KEY_ADAPT!r}: field {field!r} has value {v!r}; it must be a number.", key=KEY_ADAPT)
-    for field in ("minimum", "maximum"):
-        v = fields[field]
-        if v != int(v) or not 0 <= v <= MAX_WORKERS:
-            raise RequestError(
-                f"key {KEY_ADAPT!r}: field {field!r} has value {v!r}; it must be a whole number between "
-                f"0 and {MAX_WORKERS}.", key=KEY_ADAPT)
-    if fields["minimum"] > fields["maximum"]:
-        raise RequestError(
-            f"key {KEY_ADAPT!r}: 'minimum' ({fields['minimum']}) is larger than 'maximum' "
-            f"({fields['maximum']}).", key=KEY_ADAPT)
-    try:
-        return AdaptSpec(**{k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        raise from_validation_error(exc, KEY_ADAPT) from None

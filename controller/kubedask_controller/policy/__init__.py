@@ -24,7 +24,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from kubedask.spec import KEY_WORKER_TEMPLATE, ClusterRequest, PodTemplate, RequestError, group_key
+from kubedask.spec import (
+    DEFAULT_GROUP,
+    KEY_ADAPT,
+    KEY_WORKER_TEMPLATE,
+    KEY_WORKERS,
+    AdaptSpec,
+    ClusterRequest,
+    PodTemplate,
+    RequestError,
+    group_key,
+)
 
 from . import deputy, pss
 from .document import Policy, Rules, key_of, load_policy
@@ -50,10 +60,23 @@ class NamespaceUsage:
 
 
 def worker_claim(request: ClusterRequest) -> int:
-    """The most workers a request may run: its worker count or its adapt maximum, whichever is larger, plus
-    every named worker group's count."""
-    default = max(request.workers, request.adapt.maximum if request.adapt else 0)
-    return default + sum(g.workers for g in request.worker_groups)
+    """The most workers a request may run: per group (the default one and each named one) its worker count or
+    its adapt maximum (``adapt``, ``adapt.GROUP``), whichever is larger, summed."""
+    return sum(max(workers, adapt.maximum if adapt else 0) for _, workers, adapt in _groups(request))
+
+
+def _groups(request: ClusterRequest) -> Iterator[tuple[str, int, AdaptSpec | None]]:
+    yield DEFAULT_GROUP, request.workers, request.adapt
+    for group in request.worker_groups:
+        yield group.name, group.workers, group.adapt
+
+
+def _claim_key(request: ClusterRequest) -> str:
+    """The key a refused claim is reported under: the first adapt key whose maximum raises it, else workers."""
+    for group, workers, adapt in _groups(request):
+        if adapt is not None and adapt.maximum > workers:
+            return group_key(KEY_ADAPT, group)
+    return KEY_WORKERS
 
 
 def templates(request: ClusterRequest) -> Iterator[tuple[str, PodTemplate]]:
@@ -100,7 +123,7 @@ def admit(request: ClusterRequest, policy: Policy, namespace: str,
 def _request_refusals(request: ClusterRequest, rules: Rules, usage: NamespaceUsage
                       ) -> Iterator[tuple[str, Refusal]]:
     claim = worker_claim(request)
-    which = "adapt" if request.adapt and request.adapt.maximum > request.workers else "workers"
+    which = _claim_key(request)
     if claim > rules.max_workers:
         yield which, Refusal(which, claim, f"at most {rules.max_workers} workers per cluster are allowed",
                              key_of("max_workers"), "raise", fix="Ask for fewer")
@@ -114,8 +137,10 @@ def _request_refusals(request: ClusterRequest, rules: Rules, usage: NamespaceUsa
             which, claim, f"this namespace's other clusters hold {usage.workers} workers, and at most "
             f"{rules.max_workers_per_namespace} are allowed in total", key_of("max_workers_per_namespace"), "raise",
             fix="Ask for fewer, or scale down another cluster of this namespace")
-    if request.adapt and request.adapt.interval < rules.min_adapt_interval:
-        yield "adapt", Refusal("adapt.interval", request.adapt.interval,
+    for group, _, adapt in _groups(request):
+        if adapt is not None and adapt.interval < rules.min_adapt_interval:
+            key = group_key(KEY_ADAPT, group)
+            yield key, Refusal(f"{key}.interval", adapt.interval,
                                f"adapt may look at the scheduler at most every {rules.min_adapt_interval:g}s",
                                key_of("min_adapt_interval"), "lower")
     service_type = request.scheduler_service_type

@@ -170,7 +170,8 @@ def test_scale_group_patches_only_that_groups_count_and_keeps_adapt() -> None:
         "worker-template.gpu": "containers: [{name: w, image: i}]", "workers.gpu": "1", "adapt": '{"maximum": 5}'})
     code, out, _ = run(kube, "scale", "mixed", "3", "--group", "gpu")
     assert code == 0 and out == "daskcluster team-a/mixed scaled to 3 workers in group gpu\n"
-    assert kube.api("team-a").patches == [{"data": {"workers.gpu": "3"}}]
+    # The default group's adapt stays; the gpu group's own adaptivity (adapt.gpu), if any, goes.
+    assert kube.api("team-a").patches == [{"data": {"workers.gpu": "3", "adapt.gpu": None}}]
     code, _, err = run(kube, "scale", "mixed", "3", "--group", "tpu")
     assert code == 1 and "its groups are 'default', 'gpu'" in err
 

@@ -82,6 +82,10 @@ def test_start_scale_adapt_and_close(kube: FakeKube, dask_scheduler: str) -> Non
         with dask.config.set({"kubernetes.count.max": 4}):
             cluster.scale(10)
         assert kube.configmaps[(NS, "c1")]["data"][spec.KEY_WORKERS] == "4"
+        cluster.add_worker_group("gpu", make_pod_spec(image="img"), n_workers=1)
+        cluster.adapt(minimum=0, maximum=2, worker_group="gpu")  # the group's own key, not the default's
+        data = kube.configmaps[(NS, "c1")]["data"]
+        assert data["adapt.gpu"] == '{"maximum": 2, "minimum": 0}' and spec.KEY_ADAPT not in data
     finally:
         cluster.close()
     assert (NS, "c1") not in kube.configmaps

@@ -3,6 +3,7 @@ worker groups given to KubeCluster(...), and how repr tells groups apart (in mem
 
 from __future__ import annotations
 
+import json
 from collections.abc import Coroutine
 from typing import Any
 
@@ -95,3 +96,27 @@ def test_repr_shows_groups_from_the_worker_names() -> None:
     _, groups = cluster()
     groups.scheduler_info["workers"] = {"a": {"name": "c1-worker-bcdfg"}, "b": {"name": "c1-worker-gpu-bcdfg"}}
     assert groups._running_groups() == {"default": 1, "gpu": 1}
+
+
+async def test_adapt_of_a_group_writes_its_own_adapt_key_and_scale_or_delete_turn_it_off() -> None:
+    api, groups = cluster()
+    await groups.add_worker_group("gpu", GPU, n_workers=1)
+    await groups.adapt_group("gpu", {"minimum": 0, "maximum": 4})
+    data = api.configmaps["c1"]["data"]
+    assert json.loads(data["adapt.gpu"]) == {"minimum": 0, "maximum": 4} and "adapt" not in data
+    assert spec.parse_request("c1", data).worker_groups[0].adapt == spec.AdaptSpec(minimum=0, maximum=4)
+    with pytest.raises(spec.RequestError, match=r"'adapt\.gpu': 'minimum' \(5\) is larger"):
+        await groups.adapt_group("gpu", {"minimum": 5, "maximum": 4})
+    with pytest.raises(ValueError, match="no worker group 'tpu'"):
+        await groups.adapt_group("tpu", {"minimum": 0, "maximum": 4})
+    assert "adapt.tpu" not in api.configmaps["c1"]["data"]
+
+    await groups._scale_group("gpu", 2)  # a fixed count again: the group's adaptivity goes, not the default's
+    await groups.adapt_group("default", {"minimum": 1, "maximum": 3})
+    data = api.configmaps["c1"]["data"]
+    assert "adapt.gpu" not in data and data["workers.gpu"] == "2" and json.loads(data["adapt"])["maximum"] == 3
+
+    await groups.adapt_group("gpu", {"minimum": 0, "maximum": 4})
+    await groups.delete_worker_group("gpu")
+    assert not any(k.endswith(".gpu") for k in api.configmaps["c1"]["data"])
+    assert "adapt" in api.configmaps["c1"]["data"]
