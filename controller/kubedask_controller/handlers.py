@@ -74,7 +74,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     kube = Kube()
     controller_ref: list[Controller] = []
     elector = LeaderElector(
-        kube, options.lease_namespace, options.lease_name, enabled=options.leader_election,
+        kube, options.lease_namespace, options.lease_name, enabled=options.leader_election, **options.lease_timing,
         on_started_leading=lambda: controller_ref[0].wake_all() if controller_ref else None)
     controller = Controller(kube, Settings(policy=policy, resync_interval=options.resync_interval),
                             is_leader=lambda: elector.is_leader, own_namespace=options.own_namespace)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .leader import timing_error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +23,27 @@ class Options:
     resync_interval: float = 300.0
     #: Where the controller itself runs (its policy and Lease live there); never served.
     own_namespace: str | None = None
+    #: Leader election (``leader.py``): a standby takes over after seeing the Lease unchanged this long...
+    lease_duration: float = 30.0
+    #: ...the holder stops acting this long after its last successful renewal was sent...
+    lease_renew_deadline: float = 20.0
+    #: ...renews this often at rest (15 s: 4 writes a minute)...
+    lease_renew_period: float = 15.0
+    #: ...and retries a failed renewal (a standby reads the Lease) this often.
+    lease_retry_period: float = 2.0
+
+    def __post_init__(self) -> None:
+        error = timing_error(self.lease_duration, self.lease_renew_deadline, self.lease_renew_period,
+                             self.lease_retry_period)
+        if error:
+            raise ValueError(f"{error} (KUBEDASK_LEASE_DURATION, KUBEDASK_LEASE_RENEW_DEADLINE, "
+                             f"KUBEDASK_LEASE_RENEW_PERIOD, KUBEDASK_LEASE_RETRY_PERIOD)")
+
+    @property
+    def lease_timing(self) -> dict[str, Any]:
+        """The :class:`leader.LeaderElector` keywords for these durations."""
+        return {"lease_duration": self.lease_duration, "renew_deadline": self.lease_renew_deadline,
+                "renew_period": self.lease_renew_period, "retry_period": self.lease_retry_period}
 
     def served_namespace_error(self, namespaces: Iterable[str]) -> str | None:
         """Why serving ``namespaces`` is refused, if it is: users of a served namespace may write
@@ -51,4 +75,8 @@ class Options:
             lease_namespace=env.get("KUBEDASK_LEASE_NAMESPACE") or own_namespace or "default",
             lease_name=env.get("KUBEDASK_LEASE_NAME", "kubedask-controller"),
             resync_interval=float(env.get("KUBEDASK_RESYNC_INTERVAL", "300")),
+            lease_duration=float(env.get("KUBEDASK_LEASE_DURATION") or cls.lease_duration),
+            lease_renew_deadline=float(env.get("KUBEDASK_LEASE_RENEW_DEADLINE") or cls.lease_renew_deadline),
+            lease_renew_period=float(env.get("KUBEDASK_LEASE_RENEW_PERIOD") or cls.lease_renew_period),
+            lease_retry_period=float(env.get("KUBEDASK_LEASE_RETRY_PERIOD") or cls.lease_retry_period),
         )

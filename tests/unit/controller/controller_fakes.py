@@ -6,6 +6,7 @@ that they fit. Time is the event loop's: tests marked ``looptime`` run it fast-f
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 from typing import Any
@@ -225,23 +226,39 @@ class FakeLeases:
         self.version = 0
         #: When set, every call fails like an unreachable API server.
         self.failing: Exception | None = None
+        #: Every call, in order: ("get" | "create" | "replace", holder identity written or None, loop time).
+        self.calls: list[tuple[str, str | None, float]] = []
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._called("get", None)
         if self.failing:
             raise self.failing
         lease = self.leases.get(name)
         return copy.deepcopy(lease) if lease else None
 
     async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._called("create", body["spec"].get("holderIdentity"))
+        if self.failing:
+            raise self.failing
         name = body["metadata"]["name"]
         if name in self.leases:
             raise ApiException(status=409)
         return self._store(name, body)
 
     async def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._called("replace", body["spec"].get("holderIdentity"))
+        if self.failing:
+            raise self.failing
         if body["metadata"].get("resourceVersion") != self.leases[name]["metadata"]["resourceVersion"]:
             raise ApiException(status=409)
         return self._store(name, body)
+
+    def _called(self, verb: str, holder: str | None) -> None:
+        self.calls.append((verb, holder, asyncio.get_running_loop().time()))
+
+    def writes(self, since: float = float("-inf"), until: float = float("inf")) -> list[float]:
+        """When a create or replace was sent (attempted, whether it went through or not), in ``[since, until)``."""
+        return [t for verb, _, t in self.calls if verb != "get" and since <= t < until]
 
     def _store(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self.version += 1

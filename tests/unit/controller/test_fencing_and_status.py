@@ -237,7 +237,7 @@ async def test_a_leader_whose_lease_lapsed_between_two_rounds_wakes_its_drivers_
         await asyncio.sleep(1)
         assert len(woken) == 1
         a._renewed_at -= 25  # as after a pause shorter than the standby's takeover: lapsed, then renewed
-        await asyncio.sleep(5)
+        await asyncio.sleep(15)  # its next round: a renew period after the renewal at 0 s
         assert a.is_leader and len(woken) == 2  # drivers stopped by the fence meanwhile are woken again
     finally:
         task.cancel()

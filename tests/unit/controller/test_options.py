@@ -40,3 +40,15 @@ def test_requests_are_watched_with_the_clients_exact_label() -> None:
     handlers.configure(settings)
     assert settings.watching.label_selectors["v1", "configmaps"] == REQUEST_SELECTOR
     assert settings.scanning.disabled
+
+
+def test_lease_timing_comes_from_the_environment_and_unsafe_timings_are_refused() -> None:
+    assert Options.from_env({}).lease_timing == {"lease_duration": 30.0, "renew_deadline": 20.0,
+                                                 "renew_period": 15.0, "retry_period": 2.0}
+    options = Options.from_env({"KUBEDASK_LEASE_DURATION": "60", "KUBEDASK_LEASE_RENEW_DEADLINE": "40",
+                                "KUBEDASK_LEASE_RENEW_PERIOD": "30", "KUBEDASK_LEASE_RETRY_PERIOD": "5"})
+    assert options.lease_timing == {"lease_duration": 60.0, "renew_deadline": 40.0, "renew_period": 30.0,
+                                    "retry_period": 5.0}
+    # A renew deadline past the lease duration would let the standby act while the holder still does.
+    with pytest.raises(ValueError, match="KUBEDASK_LEASE_RENEW_DEADLINE"):
+        Options.from_env({"KUBEDASK_LEASE_RENEW_DEADLINE": "45"})
