@@ -98,8 +98,11 @@ def labelled(request: ClusterRequest, configmap_labels: Mapping[str, Any] | None
     Kept beside the request rather than in its data: labels are not part of ``observedSpec``, and an edit
     of them restarts nothing (new pods get them, the Service is patched)."""
     found = propagated_labels(configmap_labels)
+    if found == request_labels(request):
+        return request
+    # Fields as validated already: no second validation of the templates on every pass.
     base = {field: getattr(request, field) for field in ClusterRequest.model_fields}
-    return LabelledRequest.model_construct(**base, labels=found) if found else request
+    return LabelledRequest.model_construct(**base, labels=found) if found else ClusterRequest.model_construct(**base)
 
 
 def request_labels(request: ClusterRequest) -> dict[str, str]:

@@ -22,6 +22,7 @@ from kubedask.spec import (
 )
 
 from .expectations import Expectations
+from .labelling import propagated_labels
 from .reconcile import Observed, PodInfo
 
 Body = Mapping[str, Any]
@@ -55,12 +56,14 @@ class Relevant(NamedTuple):
     spec: str  # the fingerprint of the request's data
     heartbeat: str | None
     deleting: bool
+    #: The request labels propagated to its objects (:mod:`labelling`): an edit patches the Service.
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 def relevant(body: Body) -> Relevant:
     metadata = body["metadata"]
     return Relevant(fingerprint(body.get("data") or {}), (metadata.get("annotations") or {}).get(HEARTBEAT_ANNOTATION),
-                    bool(metadata.get("deletionTimestamp")))
+                    bool(metadata.get("deletionTimestamp")), tuple(propagated_labels(metadata.get("labels")).items()))
 
 
 def owned_by(obj: Body, uid: str | None) -> bool:
