@@ -26,6 +26,8 @@ LATENCY = Histogram("kubedask_reconcile_duration_seconds", "Duration of one reco
                     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=REGISTRY)
 CLUSTERS = Gauge("kubedask_clusters", "Requests known to this controller", registry=REGISTRY)
 LEADER = Gauge("kubedask_leader", "1 while this replica holds the leader lease", registry=REGISTRY)
+EVENTS_DROPPED = Counter("kubedask_events_dropped_total", "Events never posted: the oldest of a request's "
+                         "backlog while the Event API was slow, or left when its driver closed", registry=REGISTRY)
 
 
 async def serve(host: str, metrics_port: int | None, health_port: int | None,

@@ -5,22 +5,34 @@ of what was written, so a status a user removes or alters is written again; and 
 something visible differs (``status.status_patch``), so a cluster at rest costs no writes. Between a
 write and its watch event the written status stands in for the body's (else the next pass would write
 it twice). A phase change to Running or Failed is announced as an Event.
+
+Events never hold up a pass: :meth:`Reporter.event` queues one and returns, and a single task per request
+posts the queue in order (fenced like every write: one whose send finds the lease gone is not sent). The
+queue is bounded (:data:`EVENT_BACKLOG`): while the Event API is slow or down, the oldest waiting Events
+are dropped and counted (``kubedask_events_dropped_total``). The task exists only while Events wait, so
+the ones a request's last pass queued (``ShuttingDown``) are still posted after its driver has stopped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import logging
 from typing import Any
 
 from kubedask.spec import PHASE_LABEL, STATUS_ANNOTATION, ClusterStatus, parse_status
 
-from . import status
+from . import metrics, status
 from .api import ClusterApi
 from .clock import Clock
+from .fence import LostLease
 
 logger = logging.getLogger(__name__)
 
 Body = dict[str, Any]
+#: Events of one request waiting to be posted, at most (a pass announces a handful).
+EVENT_BACKLOG = 32
 
 
 class Reporter:
@@ -37,6 +49,9 @@ class Reporter:
         self._unseen_until = float("-inf")
         #: The request's resourceVersion after the last status write (for preconditions), else the body's.
         self.resource_version: str | None = metadata.get("resourceVersion")
+        #: Events not yet posted (the request as it was, reason, message, type), oldest first.
+        self.backlog: collections.deque[tuple[Body, str, str, str]] = collections.deque(maxlen=EVENT_BACKLOG)
+        self._poster: asyncio.Task[None] | None = None
 
     def _on_body(self, body: Body) -> tuple[str | None, str | None]:
         metadata = body["metadata"]
@@ -60,9 +75,48 @@ class Reporter:
         return self.clock.monotonic() < self._unseen_until
 
     async def event(self, reason: str, message: str, type_: str = "Normal") -> None:
+        """Queue an Event on the request; it is posted after those queued before it, without waiting."""
         log = logger.warning if type_ == "Warning" else logger.info
         log("%s/%s: %s: %s", self.namespace, self.name, reason, message)
-        await self.kube.post_event(self.body, reason, message, type_)
+        if len(self.backlog) == self.backlog.maxlen:
+            dropped = self.backlog[0]
+            metrics.EVENTS_DROPPED.inc()
+            logger.warning("%s/%s: Event %s not posted: %d Events already wait for a slow Event API",
+                           self.namespace, self.name, dropped[1], len(self.backlog))
+        self.backlog.append((self.body, reason, message, type_))  # the deque drops the oldest when full
+        if self._poster is None or self._poster.done():
+            self._poster = asyncio.get_running_loop().create_task(
+                self._post_backlog(), name=f"kubedask:events:{self.namespace}/{self.name}")
+            await asyncio.sleep(0)  # its request goes out now, not after the rest of the pass
+
+    async def _post_backlog(self) -> None:
+        while self.backlog:
+            body, reason, message, type_ = self.backlog.popleft()
+            try:
+                await self.kube.post_event(body, reason, message, type_)
+            except LostLease as exc:
+                logger.info("%s/%s: Event %s: %s", self.namespace, self.name, reason, exc)
+            except Exception as exc:  # best effort, like the API's own refusals (kube.post_event)
+                logger.warning("%s/%s: could not post Event %s: %s", self.namespace, self.name, reason, exc)
+
+    async def flush(self) -> None:
+        """Until every queued Event has been posted (or refused)."""
+        while self._poster is not None and not self._poster.done():
+            await asyncio.shield(self._poster)
+
+    async def close(self, timeout: float) -> None:
+        """Post what is queued for up to ``timeout`` seconds, then drop the rest (counted) and stop."""
+        poster = self._poster
+        if poster is None or poster.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), timeout)
+        if not poster.done():
+            metrics.EVENTS_DROPPED.inc(len(self.backlog) + 1)  # the one being posted, too
+            self.backlog.clear()
+            poster.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poster
 
     async def failed(self, message: str, fingerprint: str | None, reason: str) -> None:
         """The request cannot run as it stands: phase Failed with ``message``, and a Warning Event."""
