@@ -64,6 +64,8 @@ class Host(Protocol):
     kube: ClusterApi
     settings: Settings
     clock: Clock
+    #: When (monotonic) a watch last re-listed or leadership began: the drivers' views read for themselves.
+    relisted_at: float
 
     def is_leader(self) -> bool: ...
     def usage_before(self, driver: RequestDriver) -> NamespaceUsage: ...

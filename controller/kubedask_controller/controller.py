@@ -44,12 +44,19 @@ class Controller:
         self.drivers: dict[Key, RequestDriver] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._ignored: set[Key] = set()
+        self.relisted_at = float("-inf")
 
     def is_leader(self) -> bool:
         return self._is_leader()
 
     # --- watch events ---
+    def _relisted(self, event_type: str | None) -> None:
+        """Kopf reports what a (re)started watch listed with no event type; what vanished meanwhile it cannot."""
+        if event_type is None:
+            self.relisted_at = self.clock.monotonic()
+
     def on_request_event(self, event_type: str | None, body: Body) -> None:
+        self._relisted(event_type)
         key = key_of(body)
         if key[0] == self.own_namespace:
             self._ignore(key, gone=event_type == "DELETED")
@@ -69,6 +76,7 @@ class Controller:
         metrics.CLUSTERS.set(len(self.drivers))
 
     def on_pod_event(self, event_type: str | None, body: Body) -> None:
+        self._relisted(event_type)
         driver = self._driver_of(body)
         logger.debug("pod event: %s/%s phase=%s (driver %s)", body["metadata"]["namespace"], body["metadata"]["name"],
                      (body.get("status") or {}).get("phase"), "found" if driver else "missing")
@@ -78,6 +86,7 @@ class Controller:
     def on_owned_event(self, event_type: str | None, body: Body) -> None:
         """A Service or PodDisruptionBudget event: the cluster it is labelled with looks again at once, so a
         deleted one is back within seconds (not at the next resync)."""
+        self._relisted(event_type)
         driver = self._driver_of(body)
         if driver is not None:
             driver.on_owned_event(event_type, body)
@@ -88,6 +97,8 @@ class Controller:
         return self.drivers.get((metadata["namespace"], cluster)) if cluster else None
 
     def wake_all(self) -> None:
+        """Leadership began: every driver passes at once, reading what exists rather than trusting its view."""
+        self.relisted_at = self.clock.monotonic()
         for driver in self.drivers.values():
             driver.trigger.pull()
 

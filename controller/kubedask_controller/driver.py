@@ -46,7 +46,9 @@ class RequestDriver:
         self.executor = Executor(self.kube, self.namespace, self.name, self.uid, self.expectations,
                                  self.reporter.event, self.retirement, self.settings.first_batch,
                                  self.settings.max_in_flight)
-        self.observer = Observer(self.kube, self.namespace, self.name, self.uid, self.expectations, self.retirement)
+        self.observer = Observer(self.kube, self.namespace, self.name, self.uid, self.expectations, self.retirement,
+                                 self.clock, lambda: host.relisted_at, self.settings.resync_interval,
+                                 self.settings.watched_views)
         self.job = JobRunner(self.kube, self.namespace, self.name, self.uid, self.clock, self.reporter,
                              self.executor, self.settings.settle_delay)
         self.polls = SchedulerPolls(self.clock, self.settings.idle_poll_interval, self.settings.adapt_max_step)
@@ -68,11 +70,12 @@ class RequestDriver:
             self.trigger.pull()
 
     def on_pod_event(self, event_type: str | None, pod: Body) -> None:
-        self.observer.seen(event_type, pod)
+        self.observer.pod_event(event_type, pod)
         self.trigger.pull()  # not ours: maybe one that holds our name went away
 
     def on_owned_event(self, event_type: str | None, obj: Body) -> None:
         """A Service or PodDisruptionBudget labelled with this cluster's name changed or went."""
+        self.observer.owned_event(event_type, obj)
         self.trigger.pull()
 
     async def run(self) -> None:

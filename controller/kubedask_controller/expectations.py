@@ -50,6 +50,12 @@ class Expectations:
         if deleting:
             self._deletes.pop(name, None)
 
+    def overdue(self) -> bool:
+        """Whether an expectation outlived its deadline unmet: the watch may have missed it, so the next
+        pass must read what exists rather than trust a view the watch keeps."""
+        now = self.clock.monotonic()
+        return any(d < now for d, _ in self._creates.values()) or any(d < now for d in self._deletes.values())
+
     @property
     def pending(self) -> tuple[frozenset[str], frozenset[str]]:
         """(creates, deletes) still unmet, for tests and debugging."""

@@ -76,7 +76,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     elector = LeaderElector(
         kube, options.lease_namespace, options.lease_name, enabled=options.leader_election, **options.lease_timing,
         on_started_leading=lambda: controller_ref[0].wake_all() if controller_ref else None)
-    controller = Controller(kube, Settings(policy=policy, resync_interval=options.resync_interval),
+    controller = Controller(kube, Settings(policy=policy, resync_interval=options.resync_interval, watched_views=True),
                             is_leader=lambda: elector.is_leader, own_namespace=options.own_namespace)
     controller_ref.append(controller)
     # Checked again in the sending thread, just before a write's bytes go out (fence.send_guard).

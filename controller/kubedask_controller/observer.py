@@ -1,45 +1,164 @@
-"""What exists for one request, read from the API server and sorted by :func:`observe.observe`.
+"""What exists for one request: a view of its pods, Service and PDB kept by the watch, sorted by
+:func:`observe.observe` on every pass.
 
-The pods are a consistent LIST by the cluster's label (not the possibly-stale watch cache), the Service
-and PDB are read by name; what this process did that the LIST may not show yet comes from the
-:class:`Expectations` overlay, which the pod watch (:meth:`seen`) settles. Workers the scheduler retired
-are marked so that they are deleted, never replaced.
+The view is read from the API server (a LIST of the cluster's pods by label, the Service and PDB by name)
+only when it cannot be trusted: before the first read, every ``resync`` seconds, for a short while after any
+watch re-listed (a re-list reports what exists, never what vanished while the watch was down, so the next
+passes look for themselves; leadership starting counts as one too), and while a name is held by an object
+that is not the request's (the watch selects the controller's own objects only), and once an expectation
+outlived its deadline unseen (the watch may be deaf). Between reads each watch
+event updates the view in O(1), so a pass costs no API call and nothing proportional to the events.
+
+Events that arrive while a read is in flight are applied on top of what it returned, unless the read saw
+a newer resourceVersion of that object, so a read never rolls the view back over the watch. What this
+process did that neither has shown yet comes from the :class:`Expectations` overlay, as before. Workers
+are kept slim (only what :class:`workload.PodInfo` reads): 10,000 of them fit in a few tens of MiB.
+
+With ``watched=False`` every pass reads (the unit tests' API fakes have no watch).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from kubedask.spec import ClusterRequest, scheduler_name
+from kubedask.spec import COMPONENT_LABEL, ClusterRequest, scheduler_name
 
 from . import builders
 from .api import ClusterApi
+from .clock import Clock
 from .expectations import Expectations
 from .observe import Observation, observe, owned_by
 from .retirement import Retirement
 
 Body = dict[str, Any]
+#: Seconds after a watch re-listed during which every pass reads for itself.
+RELIST_GRACE = 10.0
+_OWNED_KINDS = ("Service", "PodDisruptionBudget")
+
+
+def _version(obj: Body) -> int | None:
+    try:
+        return int(obj["metadata"].get("resourceVersion"))
+    except (TypeError, ValueError):
+        return None  # not a number (a fake, or a future API server): never compared
+
+
+def _newer(candidate: Body, current: Body | None) -> bool:
+    if current is None:
+        return True
+    ours, theirs = _version(candidate), _version(current)
+    return ours is None or theirs is None or ours >= theirs
+
+
+def slim(pod: Body) -> Body:
+    """A worker pod reduced to what is read of it (PodInfo, the owner check); other pods are kept whole."""
+    metadata = pod.get("metadata") or {}
+    if (metadata.get("labels") or {}).get(COMPONENT_LABEL) != "worker":
+        return pod
+    keep = ("name", "namespace", "uid", "labels", "ownerReferences", "creationTimestamp", "deletionTimestamp",
+            "resourceVersion")
+    status = pod.get("status") or {}
+    return {
+        "metadata": {**{k: metadata[k] for k in keep if k in metadata},
+                     "annotations": {k: v for k, v in (metadata.get("annotations") or {}).items()
+                                     if k.startswith("kubedask.io/")}},
+        "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
+        "status": {"phase": status.get("phase"), "podIP": status.get("podIP"),
+                   "conditions": [{"type": c.get("type"), "status": c.get("status")}
+                                  for c in status.get("conditions") or []]},
+    }
 
 
 class Observer:
     def __init__(self, kube: ClusterApi, namespace: str, name: str, uid: str | None,
-                 expectations: Expectations, retirement: Retirement) -> None:
+                 expectations: Expectations, retirement: Retirement, clock: Clock,
+                 relisted_at: Callable[[], float] = lambda: float("-inf"), resync: float = 300.0,
+                 watched: bool = True) -> None:
         self.kube, self.namespace, self.name, self.uid = kube, namespace, name, uid
-        self.expectations, self.retirement = expectations, retirement
+        self.expectations, self.retirement, self.clock = expectations, retirement, clock
+        self.relisted_at, self.resync, self.watched = relisted_at, resync, watched
+        #: The view: pods by name, and the Service and PDB by kind (None: none); None until first read.
+        self.pods: dict[str, Body] | None = None
+        self.owned: dict[str, Body | None] = {}
+        self.read_at = float("-inf")
+        self.reads = 0
+        #: Events seen while a read is in flight, by (kind, name): (deleted, object), applied after it.
+        self._during_read: dict[tuple[str, str], tuple[bool, Body]] | None = None
+        self._foreign = False
 
-    def seen(self, event_type: str | None, pod: Body) -> None:
-        """A pod event from the watch: settles what this process expects of its own pods."""
+    def pod_event(self, event_type: str | None, pod: Body) -> None:
+        """A pod event from the watch: settles what this process expects of its pods and updates the view."""
+        deleted = event_type == "DELETED"
         if owned_by(pod, self.uid):
-            deleting = event_type == "DELETED" or bool(pod["metadata"].get("deletionTimestamp"))
-            self.expectations.seen(pod["metadata"]["name"], deleting)
+            self.expectations.seen(pod["metadata"]["name"], deleted or bool(pod["metadata"].get("deletionTimestamp")))
+        self._apply("Pod", deleted, pod)
+
+    def owned_event(self, event_type: str | None, obj: Body) -> None:
+        """A Service or PDB event: the view follows it if it carries the request's scheduler name."""
+        if obj.get("kind") in _OWNED_KINDS and obj["metadata"]["name"] == scheduler_name(self.name):
+            self._apply(str(obj["kind"]), event_type == "DELETED", obj)
+
+    def _apply(self, kind: str, deleted: bool, obj: Body) -> None:
+        if self._during_read is not None:
+            self._during_read[kind, obj["metadata"]["name"]] = (deleted, obj)
+        if kind == "Pod":
+            if self.pods is not None:
+                self._apply_pod(self.pods, deleted, obj)
+        elif kind in self.owned and _newer(obj, self.owned[kind]):
+            self.owned[kind] = None if deleted else obj
+
+    @staticmethod
+    def _apply_pod(pods: dict[str, Body], deleted: bool, pod: Body) -> None:
+        name = pod["metadata"]["name"]
+        if not _newer(pod, pods.get(name)):
+            return  # an event older than what was read (a pod of the same name, deleted before)
+        if deleted:
+            pods.pop(name, None)
+        else:
+            pods[name] = slim(pod)
+
+    def _must_read(self, request: ClusterRequest) -> bool:
+        now = self.clock.monotonic()
+        return (not self.watched or self.pods is None or self._foreign or now - self.read_at >= self.resync
+                or now - self.relisted_at() < RELIST_GRACE or self.expectations.overdue()
+                or (request.deploy_mode == "remote" and len(self.owned) < len(_OWNED_KINDS)))
+
+    async def _read(self, request: ClusterRequest) -> None:
+        self._during_read = {}
+        self.read_at = self.clock.monotonic()
+        try:
+            pods, service, pdb = await asyncio.gather(
+                self.kube.list_pods(self.namespace, builders.selector_string(self.name)),
+                self._get(request, self.kube.get_service), self._get(request, self.kube.get_pdb))
+        finally:
+            during, self._during_read = self._during_read, None
+        self.reads += 1
+        view = {p["metadata"]["name"]: slim(p) for p in pods}
+        owned: dict[str, Body | None] = {"Service": service, "PodDisruptionBudget": pdb} \
+            if request.deploy_mode == "remote" else {}
+        for (kind, _), (deleted, obj) in during.items():
+            if kind == "Pod":
+                self._apply_pod(view, deleted, obj)
+            elif kind in owned and _newer(obj, owned[kind]):
+                owned[kind] = None if deleted else obj
+        self.pods, self.owned = view, owned
+
+    async def _get(self, request: ClusterRequest, get: Callable[[str, str], Any]) -> Body | None:
+        if request.deploy_mode != "remote":
+            return None
+        found: Body | None = await get(self.namespace, scheduler_name(self.name))
+        return found
 
     async def observe(self, request: ClusterRequest) -> Observation:
-        pods = await self.kube.list_pods(self.namespace, builders.selector_string(self.name))
-        service = pdb = None
-        if request.deploy_mode == "remote":
-            service, pdb = await asyncio.gather(self.kube.get_service(self.namespace, scheduler_name(self.name)),
-                                                self.kube.get_pdb(self.namespace, scheduler_name(self.name)))
+        if self._must_read(request):
+            await self._read(request)
+        assert self.pods is not None
+        pods = list(self.pods.values())
         self.retirement.forget_gone(p["metadata"]["name"] for p in pods)
-        return observe(self.name, self.uid, pods, self.expectations, service, pdb,
+        seen = observe(self.name, self.uid, pods, self.expectations, self.owned.get("Service"),
+                       self.owned.get("PodDisruptionBudget"),
                        retired=frozenset(self.retirement.retired), retiring=self.retirement.in_flight)
+        self._foreign = bool(seen.taken or seen.leftovers)  # not in the watch: read again next pass
+        return seen

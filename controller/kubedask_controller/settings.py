@@ -34,3 +34,7 @@ class Settings:
     retire_timeout: float = 120.0
     #: How the driver talks to a cluster's scheduler, given the scheduler pod's IP.
     scheduler_client: Callable[[str], SchedulerApi] = SchedulerClient
+    #: Each request's view of its objects is kept by the watch and read only when it cannot be trusted
+    #: (:mod:`observer`); the controller process sets it (handlers.py). Off, every pass reads: the unit
+    #: tests change their API fakes directly, with no watch to tell.
+    watched_views: bool = False
