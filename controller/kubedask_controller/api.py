@@ -7,13 +7,14 @@ unit tests' in-memory fakes type-check like the real thing. Typing only: importi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .clock import Clock
     from .driver import RequestDriver
     from .policy import NamespaceUsage
-    from .scheduler import RetiredWorker
+    from .scheduler import RetiredWorker, SchedulerWorker
     from .settings import Settings
 
 Manifest = dict[str, Any]
@@ -53,6 +54,8 @@ class SchedulerApi(Protocol):
     says what went wrong) when the scheduler cannot be asked."""
 
     async def retire_workers(self, n: int) -> list[RetiredWorker]: ...
+    async def workers(self) -> list[SchedulerWorker]: ...
+    async def retire_addresses(self, addresses: Sequence[str]) -> list[RetiredWorker]: ...
     async def adaptive_target(self) -> int: ...
     async def idle_since(self) -> float | None: ...
 

@@ -98,16 +98,13 @@ class Executor:
                     where = "" if group == DEFAULT_GROUP else f" in group {group}"
                     await self.event("ScaledUp",
                                      f"created {created} worker pods{where} (target {plan.desired_workers})")
-                case reconcile.RetireWorkers(count=count, candidates=candidates, ask_scheduler=False, group=group):
-                    # The scheduler would choose among every group's workers: the group's newest go.
-                    names = list(candidates[:count])
-                    await self.delete_pods([(n, uids.get(n)) for n in names])
-                    deleted.extend(f"{n} (scale down of group {group})" for n in names)
-                case reconcile.RetireWorkers(count=count, candidates=candidates):
+                case reconcile.RetireWorkers(count=count, candidates=candidates, scheduler_chooses=chooses):
                     if scheduler is not None and not fallback:
-                        # Beside the loop: the retired pods are deleted by a later pass.
+                        # Beside the loop: the retired pods are deleted by a later pass. When other workers
+                        # run too, the candidates themselves are retired (by address), not the scheduler's pick.
                         self.retirement.start(scheduler, count, candidates,
-                                              {w.ip: w.name for w in observed.workers if w.ip}, self.event)
+                                              {w.ip: w.name for w in observed.workers if w.ip}, self.event,
+                                              chosen=not chooses)
                         continue
                     if scheduler is None:
                         await self.event("RetireFailed", f"the scheduler is not ready to retire workers; deleting "

@@ -101,16 +101,17 @@ class DeletePod:
 
 @dataclasses.dataclass(frozen=True)
 class RetireWorkers:
-    """Ask the scheduler to retire ``count`` workers of its choosing among ``candidates``, then delete
-    their pods. ``candidates`` are running worker pods (newest first), the fallback when the scheduler
-    cannot be asked."""
+    """Ask the scheduler to retire ``count`` of ``candidates`` (their data moves to the other workers), then
+    delete their pods. ``candidates`` are running worker pods in the order they should go, the ones deleted
+    when the scheduler cannot be asked."""
 
     count: int
     candidates: tuple[str, ...]
     group: str = DEFAULT_GROUP
-    #: False when other groups have running workers too: the scheduler would choose among all of them,
-    #: so the group's newest workers are deleted (their pods get the grace period to stop).
-    ask_scheduler: bool = True
+    #: True: the scheduler picks ``count`` workers (the group is the only one running, so whichever it picks
+    #: is a candidate). False: other workers run too (other groups, or a rolling update's new ones), so the
+    #: first ``count`` candidates the scheduler knows are retired, by address.
+    scheduler_chooses: bool = True
 
 
 Action = (CreateSchedulerPod | CreateService | PatchService | CreatePdb | CreateWorkers | DeletePod | RetireWorkers
@@ -224,9 +225,15 @@ def _roll(observed: Observed, group: str, wanted: int, max_surge: int, current: 
     removable += min(len(old) - unready, max(0, surge - removable), max(0, ready - wanted))
     if len(active) > wanted + max_surge:  # a scale-down meanwhile: the old ones go first
         removable = max(removable, len(active) - wanted - max_surge)
-    for worker in sorted(old, key=lambda w: (w.ready, w.created, w.name))[:removable]:
-        actions.append(DeletePod(worker.name, DeleteCause.OUTDATED, "rolling update: replaced by a worker made "
-                                 "from the current template", worker.uid))
+    going = sorted(old, key=lambda w: (w.ready, w.created, w.name))[:removable]
+    for worker in going:
+        if worker.phase != "Running":  # never ran, so it holds no data: its pod just goes
+            actions.append(DeletePod(worker.name, DeleteCause.OUTDATED, "rolling update: replaced by a worker "
+                                     "made from the current template", worker.uid))
+    # Running ones are retired through the scheduler, so their data moves to the workers that stay.
+    retired = tuple(w.name for w in going if w.phase == "Running")
+    if retired:
+        actions.append(RetireWorkers(len(retired), retired, group, scheduler_chooses=False))
     return actions
 
 
@@ -250,7 +257,7 @@ def _scale_group(observed: Observed, group: str, wanted: int, *, alone: bool) ->
         remaining = excess - min(excess, len(pending))
         if remaining:
             running = _newest_first(w for w in active if w.phase == "Running")
-            actions.append(RetireWorkers(remaining, tuple(w.name for w in running), group, ask_scheduler=alone))
+            actions.append(RetireWorkers(remaining, tuple(w.name for w in running), group, scheduler_chooses=alone))
     return actions
 
 

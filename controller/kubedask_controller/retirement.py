@@ -4,6 +4,11 @@ Asking the scheduler to retire workers can take minutes (their data moves first)
 task: the driver keeps reconciling, repairing and writing status meanwhile, counting the workers being
 retired as leaving (:attr:`Observed.retiring`) so that it neither replaces them nor retires more.
 
+Either the scheduler chooses which workers go (the cluster's only group is scaled down: any worker it picks
+is one of the candidates), or the controller does (a named group is scaled down while others run, or a
+rolling update replaces chosen workers): then the scheduler lists its workers, the first ``count``
+candidates it knows are picked, and it retires exactly those, by address (pod IP -> worker address).
+
 What the scheduler retired is remembered (:attr:`Retirement.retired`): those pods are deleted and never
 replaced, whatever happens to the delete. When the scheduler cannot be asked, does not answer within the
 timeout, or knows none of the candidates, nothing is deleted here: the next pass re-observes (workers that
@@ -18,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from .api import SchedulerApi
-from .scheduler import SchedulerUnavailable
+from .scheduler import RetiredWorker, SchedulerUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -50,20 +55,25 @@ class Retirement:
         self.retired &= set(listed)
 
     def start(self, scheduler: SchedulerApi, count: int, candidates: tuple[str, ...], ips: Mapping[str, str],
-              event: EventSink) -> None:
+              event: EventSink, *, chosen: bool = False) -> None:
         """Ask the scheduler, in the background, to retire ``count`` of ``candidates`` (``ips``: pod IP ->
-        pod name, for schedulers whose worker names are not the pod names)."""
+        pod name, for schedulers whose worker names are not the pod names): ``count`` of its choosing, or,
+        when ``chosen``, the first ``count`` candidates it knows."""
         if self.in_flight:
             return
         self._count = count
-        self._task = asyncio.get_running_loop().create_task(self._run(scheduler, count, candidates, dict(ips), event))
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(scheduler, count, candidates, dict(ips), event, chosen))
 
     async def _run(self, scheduler: SchedulerApi, count: int, candidates: tuple[str, ...], ips: dict[str, str],
-                   event: EventSink) -> None:
+                   event: EventSink, chosen: bool) -> None:
         try:
             try:
                 async with asyncio.timeout(self.timeout):
-                    answer = await scheduler.retire_workers(count)
+                    if chosen:
+                        answer = await _retire_chosen(scheduler, count, candidates, ips)
+                    else:
+                        answer = await scheduler.retire_workers(count)
             except (SchedulerUnavailable, TimeoutError) as exc:
                 why = str(exc) or f"no answer within {self.timeout:.0f} s"
                 self._fallback = True
@@ -96,3 +106,17 @@ class Retirement:
     def cancel(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+async def _retire_chosen(scheduler: SchedulerApi, count: int, candidates: tuple[str, ...],
+                         ips: Mapping[str, str]) -> list[RetiredWorker]:
+    """Retire the first ``count`` of ``candidates`` that the scheduler knows, by their worker addresses (a
+    worker is a candidate's by its name, else by the host of its address, the pod IP)."""
+    addresses: dict[str, str] = {}
+    for worker in await scheduler.workers():
+        name = worker.name if worker.name in candidates else ips.get(worker.host or "")
+        if name in candidates:
+            addresses.setdefault(name, worker.address)
+    picked = [addresses[name] for name in candidates if name in addresses][:count]
+    return await scheduler.retire_addresses(picked) if picked else []
+

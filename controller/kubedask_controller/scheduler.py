@@ -18,6 +18,8 @@ import asyncio
 import json
 import math
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -41,6 +43,8 @@ class Limits:
     #: A retired worker's entry (Dask's WorkerState.identity) is about 0.9 KiB; allow several times that.
     retire_body_base: int = 64 * KIB
     retire_body_per_worker: int = 8 * KIB
+    #: ``/get_workers`` lists every worker's name and address (about 100 bytes each): room for thousands.
+    workers_body: int = 1024 * KIB
     #: Header limits (aiohttp's defaults allow 128 headers of 8 KiB each).
     max_headers: int = 32
     max_header_size: int = 8 * KIB
@@ -56,6 +60,25 @@ DEFAULT_LIMITS = Limits()
 class RetiredWorker:
     name: str
     host: str | None
+
+
+@dataclass(frozen=True)
+class SchedulerWorker:
+    """A worker connected to the scheduler: its name (the pod name, for workers the controller made) and
+    its address (``tcp://POD-IP:PORT``), which is what retiring chosen workers takes."""
+
+    name: str
+    address: str
+
+    @property
+    def host(self) -> str | None:
+        """The address's host (the pod IP), without brackets; None when the address has no host:port form."""
+        match = _ADDRESS_RE.match(self.address)
+        return match.group("host").strip("[]") if match else None
+
+
+#: A Dask comm address as the scheduler lists workers: ``tcp://10.1.2.3:40123``, ``tls://[fd00::5]:40123``.
+_ADDRESS_RE = re.compile(r"^[a-z][a-z0-9+.-]*://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):\d{1,5}$")
 
 
 class SchedulerUnavailable(Exception):
@@ -111,11 +134,40 @@ class SchedulerClient:
                                        "expected seconds since the epoch or null")
         return float(value)
 
+    async def workers(self) -> list[SchedulerWorker]:
+        """The workers connected to the scheduler (``/get_workers``): names and addresses."""
+        reply = await self._ask("GET", "/get_workers", None, self.limits.workers_body, self.limits.answer)
+        listed = _field(reply, "workers", "/get_workers", self._who)
+        where = f"{self._who} answered /get_workers"
+        if not isinstance(listed, list):
+            raise SchedulerUnavailable(f"{where} with 'workers' = a JSON {_kind(listed)}, expected an array")
+        found = []
+        for entry in listed:
+            name, address = (entry.get("name"), entry.get("address")) if isinstance(entry, dict) else (None, None)
+            if isinstance(name, bool) or not isinstance(name, str | int) or not isinstance(address, str) \
+                    or not _ADDRESS_RE.match(address):
+                raise SchedulerUnavailable(f"{where} with the worker {_show(entry)}, expected an object with a "
+                                           "'name' and an 'address' such as 'tcp://10.1.2.3:40123'")
+            found.append(SchedulerWorker(name=str(name), address=address))
+        return found
+
     async def retire_workers(self, n: int) -> list[RetiredWorker]:
         """Retire ``n`` workers chosen by the scheduler (``workers_to_close``); their data moves to the
         remaining workers. Returns the retired workers' names (= pod names) and hosts."""
         reply = await self._ask("POST", "/retire_workers", {"n": n}, self.limits.retire_body(n),
                                 self.limits.retire)
+        return self._retired(reply, n, None)
+
+    async def retire_addresses(self, addresses: Sequence[str]) -> list[RetiredWorker]:
+        """Retire exactly the workers at ``addresses`` (from :meth:`workers`); their data moves to the other
+        workers. Returns those it retired (it keeps a worker whose data could not move anywhere)."""
+        asked = list(dict.fromkeys(addresses))
+        reply = await self._ask("POST", "/retire_workers", {"workers": asked}, self.limits.retire_body(len(asked)),
+                                self.limits.retire)
+        return self._retired(reply, len(asked), set(asked))
+
+    def _retired(self, reply: object, n: int, asked: set[str] | None) -> list[RetiredWorker]:
+        """The retired workers in a ``/retire_workers`` reply (``asked``: the only addresses it may name)."""
         where = f"{self._who} answered /retire_workers"
         if not isinstance(reply, dict):
             raise SchedulerUnavailable(f"{where} with a JSON {_kind(reply)}, expected an object of workers")
@@ -123,6 +175,8 @@ class SchedulerClient:
             raise SchedulerUnavailable(f"{where} with {len(reply)} workers although asked to retire {n}")
         retired = []
         for address, info in reply.items():
+            if asked is not None and address not in asked:
+                raise SchedulerUnavailable(f"{where} with worker {_show(address)}, which it was not asked to retire")
             if not isinstance(info, dict):
                 raise SchedulerUnavailable(f"{where} with a JSON {_kind(info)} for worker {_show(address)}, "
                                            "expected an object")

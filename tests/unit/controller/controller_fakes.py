@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from kubedask.spec import build_request_data
 from kubedask_controller.api import ClusterApi, LeaseApi, SchedulerApi
 from kubedask_controller.clock import Clock
-from kubedask_controller.scheduler import RetiredWorker, SchedulerUnavailable
+from kubedask_controller.scheduler import RetiredWorker, SchedulerUnavailable, SchedulerWorker
 from kubernetes.client.exceptions import ApiException
 
 WORKER_TEMPLATE = {
@@ -199,6 +200,8 @@ class FakeScheduler:
         self.idle = idle_since
         self.down: str | None = None
         self.asked: list[str] = []
+        #: The workers /get_workers lists; retire_addresses retires those of them it is given.
+        self.known: list[SchedulerWorker] = []
 
     def _answer(self, what: str) -> None:
         self.asked.append(what)
@@ -208,6 +211,19 @@ class FakeScheduler:
     async def retire_workers(self, n: int) -> list[RetiredWorker]:
         self._answer(f"retire {n}")
         return self.retire
+
+    async def workers(self) -> list[SchedulerWorker]:
+        self._answer("workers")
+        return list(self.known)
+
+    async def retire_addresses(self, addresses: Sequence[str]) -> list[RetiredWorker]:
+        self._answer(f"retire {' '.join(addresses)}")
+        return [RetiredWorker(name=w.name, host=w.host) for w in self.known if w.address in addresses]
+
+    def connect(self, kube: FakeKube) -> None:
+        """Every running worker pod of ``kube`` is connected, named after its pod, at ``tcp://POD-IP:40000``."""
+        self.known = [SchedulerWorker(name=name, address=f"tcp://{kube.pods[name]['status']['podIP']}:40000")
+                      for name in kube.workers() if kube.pods[name]["status"].get("podIP")]
 
     async def adaptive_target(self) -> int:
         self._answer("adaptive_target")

@@ -132,18 +132,19 @@ def test_a_group_that_exited_is_repaired_within_its_group() -> None:
     assert CreateWorkers(1, "gpu") in plan(request, now, 2).actions
 
 
-def test_a_removed_groups_workers_go_and_the_scheduler_is_not_asked_while_other_groups_run() -> None:
+def test_a_removed_groups_workers_are_retired_by_name_while_other_groups_run() -> None:
     request = parse_request("analysis", request_data(workers=2))
     now = observed(running("d1"), running("d2"), running("g1", "gpu", "2026-01-01T00:00:01Z"), running("g2", "gpu"))
     (action,) = plan(request, now, 2).actions
-    assert action == RetireWorkers(2, ("g1", "g2"), "gpu", ask_scheduler=False)
+    # The scheduler would pick among every group's workers: the controller names the group's (newest first).
+    assert action == RetireWorkers(2, ("g1", "g2"), "gpu", scheduler_chooses=False)
 
 
 def test_a_group_alone_is_retired_through_the_scheduler() -> None:
     request = parse_request("analysis", grouped(gpu=0))
     now = observed(running("g1", "gpu"))
     result = plan(request, dataclasses.replace(now), 0)
-    assert result.actions == (RetireWorkers(1, ("g1",), "gpu", ask_scheduler=True),)
+    assert result.actions == (RetireWorkers(1, ("g1",), "gpu", scheduler_chooses=True),)
 
 
 def test_expected_creates_count_in_their_group() -> None:

@@ -1,5 +1,6 @@
 """The rolling-update plan: a changed group template replaces that group's workers, new ones first, at most
-``max-surge`` extra at a time, an old ready worker going only once a new one is ready."""
+``max-surge`` extra at a time, an old ready worker going only once a new one is ready, retired through the
+scheduler (its data moves) when it runs, deleted when it never ran."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import pytest
 from controller_fakes import request_data
 from kubedask.spec import ClusterRequest, RequestError, parse_request
 from kubedask_controller import builders, status
-from kubedask_controller.reconcile import CreateWorkers, DeleteCause, DeletePod, Observed, PodInfo, plan
+from kubedask_controller.reconcile import (
+    CreateWorkers,
+    DeleteCause,
+    DeletePod,
+    Observed,
+    PodInfo,
+    RetireWorkers,
+    plan,
+)
 
 SCHEDULER = PodInfo("analysis-scheduler", phase="Running", ready=True, ip="10.0.0.1")
 OLD = "0ld0ld0ld0ld0ld0"
@@ -25,8 +34,8 @@ def worker(name: str, template: str | None, ready: bool = True) -> PodInfo:
 
 
 def simulate(req: ClusterRequest, workers: list[PodInfo], max_passes: int = 30) -> tuple[list[PodInfo], int]:
-    """Passes of the plan where created pods become ready at once and deleted ones vanish; returns the end
-    state and the most workers that existed at any time."""
+    """Passes of the plan where created pods become ready at once and deleted (or retired) ones vanish;
+    returns the end state and the most workers that existed at any time."""
     current = builders.template_hash(req.worker_template)
     most, made = len(workers), 0
     for _ in range(max_passes):
@@ -40,6 +49,9 @@ def simulate(req: ClusterRequest, workers: list[PodInfo], max_passes: int = 30) 
                     workers.append(worker(f"new{made}", current, ready=False))
             elif isinstance(action, DeletePod):
                 workers = [w for w in workers if w.name != action.name]
+            elif isinstance(action, RetireWorkers):  # the scheduler retires them; the next pass deletes them
+                assert not action.scheduler_chooses  # it must not pick among the new workers
+                workers = [w for w in workers if w.name not in action.candidates[:action.count]]
         most = max(most, len(workers))
         workers = [dataclasses.replace(w, ready=True, phase="Running") for w in workers]
     raise AssertionError(f"no rest after {max_passes} passes: {workers}")
@@ -62,7 +74,18 @@ def test_new_workers_come_first_and_an_old_ready_one_waits_for_a_ready_new_one()
     assert not actions  # the new one is not ready yet: every old one stays
     ready = dataclasses.replace(pending, ready=True)
     (action,) = plan(req, Observed(scheduler=SCHEDULER, service=True, pdb=True, workers=(*old, ready)), 3).actions
-    assert isinstance(action, DeletePod) and action.cause is DeleteCause.OUTDATED and action.name == "old0"
+    # The oldest goes, retired through the scheduler by name: the scheduler would otherwise pick among all.
+    assert action == RetireWorkers(1, ("old0",), "default", scheduler_chooses=False)
+
+
+def test_an_old_worker_that_never_ran_is_deleted_and_one_that_runs_is_retired() -> None:
+    req = request()
+    current = builders.template_hash(req.worker_template)
+    workers = (worker("old1", OLD, ready=False), worker("old2", OLD), worker("old3", OLD), worker("new1", current),
+               worker("new2", current))
+    actions = plan(req, Observed(scheduler=SCHEDULER, service=True, pdb=True, workers=workers), 3).actions
+    assert actions == (DeletePod("old1", DeleteCause.OUTDATED, "rolling update: replaced by a worker made from the "
+                                 "current template"), RetireWorkers(1, ("old2",), "default", scheduler_chooses=False))
 
 
 def test_broken_old_workers_that_never_became_ready_are_replaced_too() -> None:
