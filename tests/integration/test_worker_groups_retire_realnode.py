@@ -1,0 +1,60 @@
+"""On the real node, with real Dask: scaling one worker group down while another group runs retires that
+group's own workers through the scheduler (by address), so their data moves, and no other group's worker
+goes. Before, the scheduler could only be asked to retire "n of its choosing", which might be any group's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from controller_harness import REPO, Cluster, ControllerProcess, running_controller, wait_for
+from test_controller_realnode import apply_request, dask_client
+
+pytestmark = pytest.mark.realnode
+WORKER_SPEC = (REPO / "examples" / "worker-spec.yml").read_text()
+GROUP_LABEL = "dask.org/workergroup-name"
+
+
+@pytest.fixture
+def controller(kubeconfig: str, namespace: str, tmp_path: Path, real_node: str) -> Iterator[ControllerProcess]:
+    yield from running_controller(kubeconfig, [namespace], tmp_path)
+
+
+@pytest.fixture
+def cluster(api: Any, namespace: str) -> Cluster:
+    return Cluster(api, namespace)
+
+
+def group_pods(cluster: Cluster, name: str, group: str) -> list[str]:
+    return sorted(p.metadata.name for p in cluster.pods(name, "worker") if p.metadata.labels.get(GROUP_LABEL) == group)
+
+
+def test_scaling_down_one_group_of_two_retires_only_that_groups_workers_and_keeps_their_data(
+        controller: ControllerProcess, cluster: Cluster, namespace: str, kubectl: Callable[..., str]) -> None:
+    apply_request(kubectl, namespace, "pair", {"workers": "2", "worker-template": WORKER_SPEC,
+                                               "workers.big": "2", "worker-template.big": WORKER_SPEC})
+    status = cluster.wait_phase("pair", "Running", timeout=300)
+    assert status.workers.ready == 4
+    default, big = group_pods(cluster, "pair", "default"), group_pods(cluster, "pair", "big")
+    assert len(default) == 2 and len(big) == 2
+    with dask_client(cluster, "pair") as client:
+        client.wait_for_workers(4, timeout=120)
+        # Scattered data cannot be recomputed: it survives only if the retired workers hand it over.
+        chunks = client.scatter([list(range(i, i + 10_000)) for i in range(0, 400_000, 10_000)])
+        holders = {w for ws in client.who_has(chunks).values() for w in ws}
+        names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        assert {names[h] for h in holders} >= set(big)  # both of the group's workers hold some of it
+
+        kubectl("patch", "cm", "pair", "-n", namespace, "-p", '{"data":{"workers.big":"0"}}')
+        wait_for("the big group's pods to go", lambda: group_pods(cluster, "pair", "big") == [], timeout=180)
+        wait_for("the scheduler to see two workers", lambda: len(client.scheduler_info()["workers"]) == 2, 60)
+        assert group_pods(cluster, "pair", "default") == default  # the other group kept every worker
+        assert {w["name"] for w in client.scheduler_info()["workers"].values()} == set(default)
+        assert sum(map(sum, client.gather(chunks))) == sum(range(400_000))
+    events = {(e.reason, e.message) for e in cluster.events("pair")}
+    retired = [m for r, m in events if r == "WorkersRetired"]
+    assert retired and all(b in " ".join(retired) for b in big), events
+    assert not any(r == "RetireFailed" for r, _ in events), events
+    assert cluster.wait_phase("pair", "Running", requested=2).worker_groups["big"].requested == 0
