@@ -5,6 +5,7 @@ Examples::
     python -m benchmarks                      # full run on its own local cluster "bench" (~30 min)
     python -m benchmarks --quick --output /tmp/bench   # smoke test of the runner (~1 min)
     python -m benchmarks --scenarios startup,scale_down --tools kubedask,raw --keep-cluster
+    python -m benchmarks --scenarios many_clusters,api_requests --many 2x10 --api-workers 10 --cluster kubedask
 
 Writes results.json, results.md and results.png under docs/benchmarks/ (quick runs: results-quick.*).
 Run with PYTHONPATH=client:controller:. and the project's venv python.
@@ -40,6 +41,12 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--timeout", type=float, help="upper bound for any single wait, seconds")
     parser.add_argument("--sizes", help="scenario 1's worker counts, e.g. 10,100 (scenario 2 then scales "
                                         "the largest down to a tenth)")
+    parser.add_argument("--repeats", type=int, help="scenario 1's interleaved runs per tool and size (median "
+                                                    "reported; default 3, --quick 2)")
+    parser.add_argument("--many", metavar="CLUSTERSxWORKERS",
+                        help="scenario 7's clusters and workers per cluster (default 100x100)")
+    parser.add_argument("--api-workers", type=int, help="scenario 6's workers (default 1000)")
+    parser.add_argument("--cold-start-runs", type=int, help="scenario 5's runs on the real node (default 5)")
     parser.add_argument("--output", type=Path, help="report directory (default: docs/benchmarks/ for full "
                                                     "runs, the run's log directory for --quick)")
     parser.add_argument("--merge", action="store_true",
@@ -56,7 +63,11 @@ def parse(argv: list[str] | None = None) -> Options:
     try:
         plan = make(**kwargs)
         overrides: dict[str, object] = {
-            k: v for k, v in (("nodes", args.nodes), ("timeout", args.timeout)) if v is not None}
+            k: v for k, v in (("nodes", args.nodes), ("timeout", args.timeout), ("repeats", args.repeats),
+                              ("api_workers", args.api_workers), ("cold_start_repeats", args.cold_start_runs))
+            if v is not None}
+        if args.many:
+            overrides.update(zip(("many_clusters", "many_workers"), parse_many(args.many), strict=True))
         if args.sizes:
             sizes = tuple(int(s) for s in args.sizes.split(","))
             overrides.update(startup_sizes=sizes, scale_from=max(sizes), scale_to=max(1, max(sizes) // 10))
@@ -72,6 +83,14 @@ def parse(argv: list[str] | None = None) -> Options:
     command = "python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:])
     return Options(plan=plan, cluster_name=args.cluster, out_dir=out_dir, run_dir=run_dir,
                    keep_cluster=args.keep_cluster, plot=args.plot, command=command.strip(), merge=args.merge)
+
+
+def parse_many(value: str) -> tuple[int, int]:
+    """``"100x100"`` -> (100 clusters, 100 workers each)."""
+    clusters, sep, workers = value.lower().partition("x")
+    if not sep or not clusters.strip().isdigit() or not workers.strip().isdigit():
+        raise ValueError(f"--many takes CLUSTERSxWORKERS, e.g. 100x100 (got {value!r})")
+    return int(clusters), int(workers)
 
 
 def main(argv: list[str] | None = None) -> int:

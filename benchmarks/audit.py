@@ -26,19 +26,43 @@ class Usage:
 
     reads: int = 0
     writes: int = 0
+    #: Of the reads, the WATCH calls (long-lived streams, not per-object work).
+    watches: int = 0
     #: "verb resource" -> count, e.g. "patch configmaps", "update leases".
     by_call: Counter[str] = dataclasses.field(default_factory=Counter)
     #: LIST/WATCH calls on pods or configmaps without a label selector: they load unrelated objects.
     unselected_list_watch: Counter[str] = dataclasses.field(default_factory=Counter)
 
+    @property
+    def lease_writes(self) -> int:
+        return sum(n for call, n in self.by_call.items()
+                   if call.split()[0] in WRITE_VERBS and call.endswith(" leases"))
+
+    @property
+    def lease_requests(self) -> int:
+        return sum(n for call, n in self.by_call.items() if call.endswith(" leases"))
+
+    def per_worker(self, workers: int) -> dict[str, Any]:
+        """Requests per worker created, WATCH calls excluded (each is one stream, however many events it
+        carries); also without leader election's Lease calls, a timer rather than per-worker work."""
+        requests = self.reads + self.writes - self.watches
+        return {
+            "workers": workers, "requests": requests, "writes": self.writes, "watches": self.watches,
+            "requests_per_worker": round(requests / workers, 3) if workers else None,
+            "requests_per_worker_excluding_leases":
+                round((requests - self.lease_requests) / workers, 3) if workers else None,
+            "writes_per_worker": round(self.writes / workers, 3) if workers else None,
+            "by_call": dict(sorted((c, n) for c, n in self.by_call.items() if not c.startswith("watch "))),
+        }
+
     def as_dict(self, minutes: float) -> dict[str, Any]:
         per_minute = 1.0 / minutes if minutes > 0 else 0.0
-        lease_writes = sum(n for call, n in self.by_call.items()
-                           if call.split()[0] in WRITE_VERBS and call.endswith(" leases"))
+        lease_writes = self.lease_writes
         return {
             "reads": self.reads, "writes": self.writes,
             # Leader election renews a Lease on a timer: a write at rest by design, reported apart.
             "writes_excluding_leases_per_minute": round((self.writes - lease_writes) * per_minute, 2),
+            "lease_writes_per_minute": round(lease_writes * per_minute, 2),
             "reads_per_minute": round(self.reads * per_minute, 2),
             "writes_per_minute": round(self.writes * per_minute, 2),
             "by_call": dict(sorted(self.by_call.items())),
@@ -90,6 +114,7 @@ def count(events: Iterable[dict[str, Any]], users: Iterable[str],
             usage.writes += 1
         elif verb in READ_VERBS:
             usage.reads += 1
+            usage.watches += verb == "watch"
         resource = (event.get("objectRef") or {}).get("resource")
         if verb in ("list", "watch") and resource in ("pods", "configmaps") \
                 and not _has_label_selector(event.get("requestURI", "")):

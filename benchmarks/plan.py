@@ -12,7 +12,7 @@ import dataclasses
 TOOLS = ("kubedask", "operator", "raw")
 #: Tools that run a controller process (the raw baseline is the runner itself).
 CONTROLLERS = ("kubedask", "operator")
-SCENARIOS = ("startup", "scale_down", "idle_load", "footprint", "cold_start")
+SCENARIOS = ("startup", "scale_down", "api_requests", "idle_load", "footprint", "many_clusters", "cold_start")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Plan:
     scenarios: tuple[str, ...]
     #: Scenario 1: worker counts, each measured for every tool.
     startup_sizes: tuple[int, ...]
-    #: Runs per size up to 100 workers (median reported); larger sizes run once.
+    #: Runs per tool and size, interleaved across the tools (the median is reported).
     repeats: int
     #: Scenario 2: scale from ``scale_from`` (reusing scenario 1's cluster of that size) to ``scale_to``.
     scale_from: int
@@ -41,6 +41,14 @@ class Plan:
     footprint_window: float
     #: Scenario 5: repetitions on the real node (0 skips it).
     cold_start_repeats: int
+    #: Scenario 6: API requests per worker created, one cluster of this many workers per tool; the
+    #: requests of ``api_settle`` seconds after all are Running (the last status write) count too.
+    api_workers: int
+    api_settle: float
+    #: Scenario 7: clusters x workers at once under one controller (10,000 pods), and its time limit.
+    many_clusters: int
+    many_workers: int
+    many_timeout: float
     #: Upper bound for any single wait (pods Running, converged, namespace gone).
     timeout: float
     #: Simulated nodes the runner asks for when it starts its own cluster (1000 pods fit on each).
@@ -57,6 +65,8 @@ class Plan:
             raise ValueError("scale_down reuses scenario 1's cluster: scale_from must be a startup size")
         if not 0 < self.scale_to < self.scale_from:
             raise ValueError("scale_to must be between 0 and scale_from")
+        if self.repeats < 1 or self.api_workers < 1 or self.many_clusters < 1 or self.many_workers < 1:
+            raise ValueError("repeats, api_workers, many_clusters and many_workers must be at least 1")
 
     @property
     def controllers(self) -> tuple[str, ...]:
@@ -71,6 +81,10 @@ class Plan:
             needs.append(self.idle_clusters * 2 * len(self.tools))
         if "footprint" in self.scenarios:
             needs.append(self.footprint_clusters * (self.footprint_workers + 1) + self.unrelated_pods)
+        if "api_requests" in self.scenarios:
+            needs.append(self.api_workers + 1)
+        if "many_clusters" in self.scenarios:
+            needs.append(self.many_clusters * (self.many_workers + 1))
         return max(needs)
 
 
@@ -82,6 +96,7 @@ def full(tools: tuple[str, ...] = TOOLS, scenarios: tuple[str, ...] = SCENARIOS)
         footprint_clusters=100, footprint_workers=10, unrelated_configmaps=10_000, unrelated_pods=10_000,
         footprint_window=20.0,
         cold_start_repeats=5, timeout=600.0, nodes=20,
+        api_workers=1000, api_settle=10.0, many_clusters=100, many_workers=100, many_timeout=900.0,
     )
 
 
@@ -89,9 +104,10 @@ def quick(tools: tuple[str, ...] = ("kubedask", "raw"), scenarios: tuple[str, ..
     """Seconds, not minutes: proves every scenario's code path, not the figures."""
     return Plan(
         mode="quick", tools=tools, scenarios=scenarios,
-        startup_sizes=(3,), repeats=1, scale_from=3, scale_to=1, scale_down_timeout=30.0,
+        startup_sizes=(3,), repeats=2, scale_from=3, scale_to=1, scale_down_timeout=30.0,
         idle_clusters=2, idle_settle=2.0, idle_window=5.0,
         footprint_clusters=2, footprint_workers=2, unrelated_configmaps=20, unrelated_pods=20,
         footprint_window=2.0,
         cold_start_repeats=0, timeout=60.0, nodes=3,
+        api_workers=3, api_settle=2.0, many_clusters=2, many_workers=3, many_timeout=60.0,
     )

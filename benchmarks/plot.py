@@ -31,12 +31,35 @@ def _label_missing(ax: Any, xs: list[float], entries: list[Any]) -> None:
             ax.text(x, 0, "timeout", rotation=90, ha="center", va="bottom", fontsize=8)
 
 
+def _bars(ax: Any, by_tool: dict[str, Any], key: str, tools: tuple[str, ...] = TOOLS) -> None:
+    """One bar per tool measured; a missing figure (timeout, not measured) is labelled, not drawn as 0."""
+    names = [t for t in tools if isinstance(by_tool.get(t), dict)]
+    values = [by_tool[t].get(key) for t in names]
+    ax.bar(names, [float(v) if v is not None else 0.0 for v in values], color=[COLOURS[t] for t in names])
+    for x, value in enumerate(values):
+        if value is None:
+            ax.text(x, 0, "timeout" if key == "seconds" else "n/a", rotation=90, ha="center", va="bottom",
+                    fontsize=8)
+        else:
+            ax.text(x, float(value), f"{float(value):g}", ha="center", va="bottom", fontsize=8)
+
+
+def _not_measured(ax: Any, title: str, why: str = "not measured in this run") -> None:
+    ax.set_title(title)
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _measured(entry: Any) -> dict[str, Any] | None:
+    return entry if isinstance(entry, dict) and entry and "skipped" not in entry else None
+
+
 def draw(results: dict[str, Any], out: Path) -> None:
     scenarios = results["scenarios"]
     startup = scenarios.get("startup") or {}
-    scale = scenarios.get("scale_down") or {}
-    footprint = scenarios.get("footprint") or {}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, grid = plt.subplots(2, 4, figsize=(22, 9))
+    axes = list(grid.flat)
     width = 0.27
 
     ax = axes[0]
@@ -48,33 +71,101 @@ def draw(results: dict[str, Any], out: Path) -> None:
         _label_missing(ax, xs, entries)
     ax.set_xticks(range(len(sizes)), [f"N={n}" for n in sizes])
     ax.set_yscale("symlog", linthresh=1.0)  # 10 and 1000 workers on one chart
-    ax.set_ylabel("seconds to N workers Running")
+    ax.set_ylabel("seconds to N workers Running (median)")
     ax.set_title("1. request -> N workers Running")
     ax.legend()
 
-    ax = axes[1]
-    tools = [t for t in TOOLS if t in scale]
-    ax.bar(tools, [_seconds(scale[t]) for t in tools], color=[COLOURS[t] for t in tools])
-    _label_missing(ax, list(range(len(tools))), [scale[t] for t in tools])
-    ax.set_ylabel("seconds to converge")
-    ax.set_title("2. scale-down")
+    scale = scenarios.get("scale_down")
+    if scale:
+        _bars(axes[1], scale, "seconds")
+        axes[1].set_ylabel("seconds to converge")
+        axes[1].set_title("2. scale-down")
+    else:
+        _not_measured(axes[1], "2. scale-down")
 
+    idle = _measured(scenarios.get("idle_load"))
     ax = axes[2]
-    names = list(footprint)
-    for i, phase in enumerate(("clean", "unrelated")):
-        values = [float((footprint[n].get(phase) or {}).get("rss_mib") or 0) for n in names]
-        ax.bar([x + (i - 0.5) * width for x in range(len(names))], values, width,
-               label="clean namespace" if phase == "clean" else "+ unrelated objects",
-               color="#2ca02c" if phase == "clean" else "#d62728")
-    ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel("controller RSS (MiB)")
-    ax.set_title("4. footprint")
-    ax.legend()
+    if idle:
+        names = list(idle)
+        for i, (key, label, colour) in enumerate((("writes_excluding_leases_per_minute", "writes besides the Lease",
+                                                   "#9467bd"), ("lease_writes_per_minute", "Lease writes", "#8c564b"))):
+            ax.bar([x + (i - 0.5) * width for x in range(len(names))],
+                   [float(idle[n]["at_rest"].get(key) or 0) for n in names], width, label=label, color=colour)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel("writes per minute at rest")
+        ax.set_title("3. writes at rest")
+        ax.legend()
+    else:
+        _not_measured(ax, "3. writes at rest")
+
+    footprint = scenarios.get("footprint") or {}
+    ax = axes[3]
+    if footprint:
+        names = list(footprint)
+        for i, phase in enumerate(("clean", "unrelated")):
+            values = [float((footprint[n].get(phase) or {}).get("rss_mib") or 0) for n in names]
+            ax.bar([x + (i - 0.5) * width for x in range(len(names))], values, width,
+                   label="clean namespace" if phase == "clean" else "+ unrelated objects",
+                   color="#2ca02c" if phase == "clean" else "#d62728")
+        ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel("controller RSS (MiB)")
+        ax.set_title("4. footprint")
+        ax.legend()
+    else:
+        _not_measured(ax, "4. footprint")
+
+    cold = _measured(scenarios.get("cold_start"))
+    ax = axes[4]
+    if cold:
+        names = [n for n in TOOLS if isinstance(cold.get(n), dict)]
+        for i, (key, label) in enumerate((("median_seconds", "median"), ("max_seconds", "max"))):
+            ax.bar([x + (i - 0.5) * width for x in range(len(names))],
+                   [float(cold[n].get(key) or 0) for n in names], width, label=label,
+                   color=[COLOURS[n] for n in names], alpha=1.0 if key == "median_seconds" else 0.5)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel("seconds to 2 workers connected")
+        ax.set_title("5. real node cold start")
+        ax.legend()
+    else:
+        _not_measured(ax, "5. real node cold start", (scenarios.get("cold_start") or {}).get("skipped", "not measured"))
+
+    api = _measured(scenarios.get("api_requests"))
+    if api:
+        _bars(axes[5], api, "requests_per_worker")
+        axes[5].set_ylabel("API requests per worker (no WATCH)")
+        axes[5].set_title("6. API requests per worker created")
+    else:
+        _not_measured(axes[5], "6. API requests per worker created")
+
+    many = _measured(scenarios.get("many_clusters"))
+    if many:
+        first = next(iter(many.values()))
+        _bars(axes[6], many, "seconds")
+        axes[6].set_ylabel("seconds to all Running")
+        peaks = ", ".join(f"{n} {e['rss_mib_peak']:g} MiB" for n, e in many.items() if e.get("rss_mib_peak"))
+        axes[6].set_title(f"7. {first.get('workers')} workers in {first.get('clusters')} clusters"
+                          + (f"\npeak RSS: {peaks}" if peaks else ""))
+    else:
+        _not_measured(axes[6], "7. many clusters")
+
+    ax = axes[7]
+    controllers = [n for n in ("kubedask", "operator") if (api and n in api) or (many and n in many)]
+    if controllers:
+        for i, (source, label) in enumerate(((api, "one cluster (6)"), (many, "many clusters (7)"))):
+            ax.bar([x + (i - 0.5) * width for x in range(len(controllers))],
+                   [float(((source or {}).get(n) or {}).get("cpu_seconds_per_1000_workers") or 0)
+                    for n in controllers], width, label=label, color="#17becf" if i == 0 else "#bcbd22")
+        ax.set_xticks(range(len(controllers)), controllers)
+        ax.set_ylabel("controller CPU s per 1,000 workers")
+        ax.set_title("8. controller CPU per 1,000 workers")
+        ax.legend()
+    else:
+        _not_measured(ax, "8. controller CPU per 1,000 workers")
 
     meta = results.get("meta", {})
     fig.suptitle(f"kubedask benchmarks, {meta.get('mode', '?')} run, {meta.get('date', '?')}")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
 
 
 if __name__ == "__main__":

@@ -21,14 +21,16 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class Footprint:
     rss_mib: float
     cpu_seconds: float
+    #: The most RSS the process has had so far (the kernel's high-water mark): no sampling misses a peak.
+    rss_peak_mib: float = 0.0
 
 
-def parse_rss_kib(status_text: str) -> int:
-    """``VmRSS`` from /proc/PID/status, in KiB."""
+def parse_rss_kib(status_text: str, field: str = "VmRSS") -> int:
+    """``VmRSS`` (or ``VmHWM``, the peak) from /proc/PID/status, in KiB."""
     for line in status_text.splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise ValueError("no VmRSS line (has the process exited?)")
+    raise ValueError(f"no {field} line (has the process exited?)")
 
 
 def parse_cpu_ticks(stat_text: str) -> int:
@@ -39,9 +41,10 @@ def parse_cpu_ticks(stat_text: str) -> int:
 
 
 def footprint(pid: int, proc: Path = Path("/proc")) -> Footprint:
-    rss = parse_rss_kib((proc / str(pid) / "status").read_text())
+    status = (proc / str(pid) / "status").read_text()
     ticks = parse_cpu_ticks((proc / str(pid) / "stat").read_text())
-    return Footprint(rss_mib=round(rss / 1024, 1), cpu_seconds=round(ticks / CLOCK_TICKS, 2))
+    return Footprint(rss_mib=round(parse_rss_kib(status) / 1024, 1), cpu_seconds=round(ticks / CLOCK_TICKS, 2),
+                     rss_peak_mib=round(parse_rss_kib(status, "VmHWM") / 1024, 1))
 
 
 class Controller:

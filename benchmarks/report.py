@@ -21,22 +21,39 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 2)
 
 
-def _seconds(entry: Any) -> float | None:
-    return entry.get("seconds") if isinstance(entry, Mapping) else None
-
-
 def ratios(scenarios: Mapping[str, Any]) -> Result:
-    """kubedask/raw, operator/raw and kubedask/operator for scenarios 1 and 2 (None where missing)."""
+    """kubedask/raw, operator/raw and kubedask/operator, each against the baseline measured in the same
+    run (None where missing): seconds for scenarios 1, 2 and 7, requests per worker for 6, and the
+    controllers' CPU seconds per 1,000 workers and cold start (no raw there) as kubedask/operator."""
     out: Result = {}
     for n, by_tool in (scenarios.get("startup") or {}).items():
         out[f"startup_{n}"] = _tool_ratios(by_tool)
     if scenarios.get("scale_down"):
         out["scale_down"] = _tool_ratios(scenarios["scale_down"])
+    api = _measured(scenarios.get("api_requests"))
+    if api:
+        out["api_requests"] = _tool_ratios(api, "requests_per_worker")
+        out["api_cpu_per_1000_workers"] = _tool_ratios(api, "cpu_seconds_per_1000_workers")
+    many = _measured(scenarios.get("many_clusters"))
+    if many:
+        out["many_clusters"] = _tool_ratios(many)
+        out["many_cpu_per_1000_workers"] = _tool_ratios(many, "cpu_seconds_per_1000_workers")
+    cold = _measured(scenarios.get("cold_start"))
+    if cold:
+        out["cold_start"] = _tool_ratios(cold, "median_seconds")
     return out
 
 
-def _tool_ratios(by_tool: Mapping[str, Any]) -> Result:
-    k, o, r = (_seconds(by_tool.get(t)) for t in ("kubedask", "operator", "raw"))
+def _measured(entry: Any) -> Mapping[str, Any] | None:
+    return entry if isinstance(entry, Mapping) and entry and "skipped" not in entry else None
+
+
+def _value(entry: Any, key: str) -> Any:
+    return entry.get(key) if isinstance(entry, Mapping) else None
+
+
+def _tool_ratios(by_tool: Mapping[str, Any], key: str = "seconds") -> Result:
+    k, o, r = (_value(by_tool.get(t), key) for t in ("kubedask", "operator", "raw"))
     return {"kubedask/raw": ratio(k, r), "operator/raw": ratio(o, r), "kubedask/operator": ratio(k, o)}
 
 
@@ -72,7 +89,9 @@ def markdown(results: Mapping[str, Any]) -> str:
     ]
     startup = scenarios.get("startup")
     if startup:
+        repeats = (results.get("plan") or {}).get("repeats")
         lines += ["## 1. Request to N workers Running (simulated nodes)", "",
+                  *([f"Each figure is the median of {repeats} runs, the tools interleaved.", ""] if repeats else []),
                   "| N | kubedask | operator | raw | kubedask/raw | operator/raw | kubedask/operator |",
                   "|---|---|---|---|---|---|---|"]
         for n, by_tool in startup.items():
@@ -96,8 +115,8 @@ def markdown(results: Mapping[str, Any]) -> str:
             lines += [f"Skipped: {idle['skipped']}", ""]
         else:
             lines += ["| controller | clusters | reads/min | writes/min | writes/min without Leases | "
-                      "writes at rest by call | unselected LIST/WATCH (whole scenario) |",
-                      "|---|---|---|---|---|---|---|"]
+                      "Lease writes/min | writes at rest by call | unselected LIST/WATCH (whole scenario) |",
+                      "|---|---|---|---|---|---|---|---|"]
             for name, entry in idle.items():
                 rest, whole = entry["at_rest"], entry["whole_scenario"]
                 writes = ", ".join(f"{c}: {k}" for c, k in rest["by_call"].items()
@@ -106,7 +125,7 @@ def markdown(results: Mapping[str, Any]) -> str:
                     f"{c}: {k}" for c, k in whole["unselected_list_watch"].items()) or "none"
                 lines.append(f"| {name} | {entry['clusters']} | {rest['reads_per_minute']} | "
                              f"{rest['writes_per_minute']} | {rest['writes_excluding_leases_per_minute']} | "
-                             f"{writes} | {unselected} |")
+                             f"{_fmt(rest.get('lease_writes_per_minute'))} | {writes} | {unselected} |")
             lines.append("")
     fp = scenarios.get("footprint")
     if fp:
@@ -136,14 +155,68 @@ def markdown(results: Mapping[str, Any]) -> str:
         if "skipped" in cold:
             lines += [f"Skipped: {cold['skipped']}", ""]
         else:
-            lines += ["| tool | median s | runs |", "|---|---|---|"]
+            lines += ["| tool | median s | max s | runs |", "|---|---|---|---|"]
             for name, e in cold.items():
                 if isinstance(e, Mapping):
-                    lines.append(f"| {name} | {_fmt(e.get('median_seconds'))} | {e.get('runs')} |")
-            lines.append("")
+                    lines.append(f"| {name} | {_fmt(e.get('median_seconds'))} | {_fmt(e.get('max_seconds'))} | "
+                                 f"{e.get('runs')} |")
+            lines += ["", f"kubedask/operator (median): {_fmt(rat.get('cold_start', {}).get('kubedask/operator'))}",
+                      ""]
+    lines += _api_section(scenarios.get("api_requests"), rat)
+    lines += _many_section(scenarios.get("many_clusters"), rat)
+    lines += _cpu_section(scenarios, rat)
     if results.get("notes"):
         lines += ["## Notes", "", *[f"- {n}" for n in results["notes"]], ""]
     return "\n".join(lines)
+
+
+def _api_section(api: Any, rat: Mapping[str, Any]) -> list[str]:
+    if not api:
+        return []
+    lines = ["## 6. API requests per worker created (audit log, WATCH calls excluded)", ""]
+    if "skipped" in api:
+        return [*lines, f"Skipped: {api['skipped']}", ""]
+    r = rat.get("api_requests", {})
+    lines += [f"kubedask/raw {_fmt(r.get('kubedask/raw'))}, operator/raw {_fmt(r.get('operator/raw'))}.", "",
+              "| tool | workers | s to Running | requests | per worker | per worker without Lease calls | "
+              "writes per worker | requests by call |", "|---|---|---|---|---|---|---|---|"]
+    for name, e in api.items():
+        calls = ", ".join(f"{c}: {k}" for c, k in (e.get("by_call") or {}).items()) or "—"
+        lines.append(f"| {name} | {e.get('workers', '—')} | {_time_cell(e)} | {_fmt(e.get('requests'))} | "
+                     f"{_fmt(e.get('requests_per_worker'))} | {_fmt(e.get('requests_per_worker_excluding_leases'))} | "
+                     f"{_fmt(e.get('writes_per_worker'))} | {calls} |")
+    return [*lines, ""]
+
+
+def _many_section(many: Any, rat: Mapping[str, Any]) -> list[str]:
+    if not many:
+        return []
+    first = next(iter(many.values()))
+    r = rat.get("many_clusters", {})
+    return ["## 7. {} clusters x {} workers under one controller (simulated nodes)".format(
+                first.get("clusters", "?"), (first.get("workers") or 0) // max(1, first.get("clusters") or 1)),
+            "", f"Time to all Running: kubedask/raw {_fmt(r.get('kubedask/raw'))}, operator/raw "
+                f"{_fmt(r.get('operator/raw'))}, kubedask/operator {_fmt(r.get('kubedask/operator'))}.", "",
+            "| tool | s to all Running | peak RSS MiB | RSS MiB at the end | CPU s | requests per worker |",
+            "|---|---|---|---|---|---|",
+            *(f"| {name} | {_time_cell(e)} | {_fmt(e.get('rss_mib_peak'))} | {_fmt(e.get('rss_mib'))} | "
+              f"{_fmt(e.get('cpu_seconds'))} | {_fmt(e.get('requests_per_worker'))} |" for name, e in many.items()),
+            ""]
+
+
+def _cpu_section(scenarios: Mapping[str, Any], rat: Mapping[str, Any]) -> list[str]:
+    api, many = _measured(scenarios.get("api_requests")) or {}, _measured(scenarios.get("many_clusters")) or {}
+    names = [n for n in ("kubedask", "operator") if n in api or n in many]
+    if not names:
+        return []
+    lines = ["## 8. Controller CPU seconds per 1,000 workers created", "",
+             "| controller | one cluster (scenario 6) | many clusters (scenario 7) |", "|---|---|---|"]
+    for name in names:
+        lines.append(f"| {name} | {_fmt(_value(api.get(name), 'cpu_seconds_per_1000_workers'))} | "
+                     f"{_fmt(_value(many.get(name), 'cpu_seconds_per_1000_workers'))} |")
+    one, lots = rat.get("api_cpu_per_1000_workers", {}), rat.get("many_cpu_per_1000_workers", {})
+    return [*lines, "", f"kubedask/operator: {_fmt(one.get('kubedask/operator'))} (one cluster), "
+                        f"{_fmt(lots.get('kubedask/operator'))} (many clusters)", ""]
 
 
 def write(results: Result, out_dir: Path, stem: str, plot_python: Path | None) -> list[Path]:

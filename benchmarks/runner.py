@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import machine, report, scenarios, tools, venvs
+from . import machine, report, scenarios, scenarios_scale, tools, venvs
 from .audit import AuditLog
 from .kube import Kube
 from .plan import Plan
@@ -58,6 +58,7 @@ def run(options: Options) -> Path:
     cluster, started_here = _cluster(options)
     kube = Kube(str(cluster.kubeconfig))
     chosen: dict[str, tools.Tool] = {}
+    clients: list[Kube] = []  # the raw baseline's own identity
     results: dict[str, Any] = {"meta": {}, "plan": dataclasses.asdict(plan), "scenarios": {}, "notes": []}
     try:
         capacity = len(kube.node_names()) * 1000
@@ -67,7 +68,9 @@ def run(options: Options) -> Path:
         operator_version = None
         for name in plan.tools:
             if name == "raw":
-                chosen[name] = tools.RawTool(kube)
+                raw_kube = Kube(str(tools.identity_kubeconfig(cluster, kube, tools.RawTool.service_account)))
+                clients.append(raw_kube)
+                chosen[name] = tools.RawTool(raw_kube, tools.user_of(tools.RawTool.service_account))
                 continue
             tool_class = tools.KubedaskTool if name == "kubedask" else tools.OperatorTool
             if name == "operator":
@@ -103,6 +106,8 @@ def run(options: Options) -> Path:
     finally:
         for tool in chosen.values():
             tool.stop()
+        for client in clients:
+            client.close()
         kube.close()
         if started_here and not options.keep_cluster:
             from devcluster import lifecycle
@@ -132,10 +137,16 @@ def _run_scenarios(ctx: scenarios.Context, out: dict[str, Any], save: Callable[[
             if "scale_down" in plan.scenarios:
                 out["scale_down"] = scale_down
         steps.append(("1+2 start-up and scale-down", startup))
+    if "api_requests" in plan.scenarios:
+        steps.append(("6 API requests per worker",
+                      lambda: out.__setitem__("api_requests", scenarios_scale.api_requests(ctx))))
     if "idle_load" in plan.scenarios:
         steps.append(("3 API load at rest", lambda: out.__setitem__("idle_load", scenarios.idle_load(ctx))))
     if "footprint" in plan.scenarios:
         steps.append(("4 footprint", lambda: scenarios.footprint(ctx, out.setdefault("footprint", {}))))
+    if "many_clusters" in plan.scenarios:
+        steps.append((f"7 {plan.many_clusters} clusters x {plan.many_workers} workers",
+                      lambda: scenarios_scale.many_clusters(ctx, out.setdefault("many_clusters", {}))))
     if "cold_start" in plan.scenarios:
         steps.append(("5 real node cold start",
                       lambda: out.__setitem__("cold_start", scenarios.cold_start(ctx, _probe_pythons(ctx)))))

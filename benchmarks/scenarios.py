@@ -1,4 +1,4 @@
-"""The five benchmark scenarios (docs/benchmarks/README.md describes them).
+"""Benchmark scenarios 1 to 5 (docs/benchmarks/README.md describes them; 6 and 7 are in scenarios_scale).
 
 Each takes the run's :class:`Context` and returns a JSON-able dict.
 
@@ -121,8 +121,8 @@ def _delete_namespace(ctx: Context, namespace: str) -> None:
 def startup_and_scale_down(ctx: Context) -> tuple[Result, Result]:
     """Scenario 1 (request -> N workers Running) and, on the ``scale_from`` cluster, scenario 2.
 
-    Small sizes are repeated (``plan.repeats``) and the median is reported: a second of noise from the
-    shared machine would otherwise decide a ratio. The largest size runs once.
+    Every size runs ``plan.repeats`` times per tool, interleaved (:func:`interleaved`), and the median
+    is reported: a second of noise from the shared machine would otherwise decide a ratio.
     """
     plan = ctx.plan
     namespaces = {name: ctx.namespace(name, "startup") for name in ctx.tools}
@@ -131,28 +131,34 @@ def startup_and_scale_down(ctx: Context) -> tuple[Result, Result]:
     scale_down: Result = {}
     try:
         for n in plan.startup_sizes:
-            repeats = plan.repeats if n <= 100 else 1
-            for rep in range(repeats):
-                # Rotate who goes first: whoever follows the operator's cleanup pays for its tail.
-                order = list(ctx.tools.items())
-                order = order[rep % len(order):] + order[:rep % len(order)]
-                for name, tool in order:
-                    namespace, cluster = namespaces[name], f"n{n}-{rep}"
-                    run = _measure_startup(ctx, tool, namespace, cluster, n)
-                    startup[str(n)][name].append(run)
-                    last = rep == repeats - 1
-                    if n == plan.scale_from and "scale_down" in plan.scenarios and last \
-                            and run["seconds"] is not None:
-                        scale_down[name] = _scale_down(ctx, tool, namespace, cluster)
-                    tool.delete(namespace, cluster)
-                    _wait_gone(ctx, namespace, f"{manifests.CLUSTER_LABEL}={cluster}")
-                    # The operator's Deployments and ReplicaSets outlive its pods in the garbage
-                    # collector's queue; the next measurement should not pay for them.
-                    _wait_no_deployments(ctx, namespace, f"{manifests.CLUSTER_LABEL}={cluster}")
+            for rep, name in interleaved(list(ctx.tools), plan.repeats):
+                tool = ctx.tools[name]
+                namespace, cluster = namespaces[name], f"n{n}-{rep}"
+                run = _measure_startup(ctx, tool, namespace, cluster, n)
+                startup[str(n)][name].append(run)
+                if n == plan.scale_from and "scale_down" in plan.scenarios and rep == plan.repeats - 1 \
+                        and run["seconds"] is not None:
+                    scale_down[name] = _scale_down(ctx, tool, namespace, cluster)
+                tool.delete(namespace, cluster)
+                _wait_gone(ctx, namespace, f"{manifests.CLUSTER_LABEL}={cluster}")
+                # The operator's Deployments and ReplicaSets outlive its pods in the garbage
+                # collector's queue; the next measurement should not pay for them.
+                _wait_no_deployments(ctx, namespace, f"{manifests.CLUSTER_LABEL}={cluster}")
     finally:
         _stop_controllers(ctx, namespaces)
     return {n: {name: summarise(runs) for name, runs in by_tool.items()} for n, by_tool in startup.items()}, \
         scale_down
+
+
+def interleaved(tools: list[str], repeats: int) -> list[tuple[int, str]]:
+    """The runs of one size in the order they are measured, as (repeat, tool): every tool once per
+    round, who goes first rotating (whoever follows the operator's cleanup pays for its tail), so the
+    machine's drift over the minutes of a size touches every tool alike."""
+    order: list[tuple[int, str]] = []
+    for rep in range(repeats):
+        first = rep % len(tools) if tools else 0
+        order += [(rep, tool) for tool in tools[first:] + tools[:first]]
+    return order
 
 
 def summarise(runs: list[Result]) -> Result:
@@ -380,7 +386,7 @@ def cold_start(ctx: Context, pythons: dict[str, tuple[str, dict[str, str]]]) -> 
                     errors.append((proc.stderr or proc.stdout)[-500:])
                     ctx.say(f"  {name}: failed: {errors[-1][-200:]}")
             result[name] = {"median_seconds": round(statistics.median(runs), 2) if runs else None,
-                            "runs": runs, "errors": errors}
+                            "max_seconds": max(runs) if runs else None, "runs": runs, "errors": errors}
     finally:
         _stop_controllers(sub, namespaces)
     return result

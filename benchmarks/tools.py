@@ -47,6 +47,8 @@ class Tool(Protocol):
     controller: Controller | None
     #: The audit log's username for this tool's controller (None: no controller).
     user: str | None
+    #: The audit log's username of whatever sends this tool's requests (the raw baseline's own identity).
+    audit_user: str | None
 
     def start(self, namespaces: Sequence[str]) -> None: ...
     def stop(self) -> None: ...
@@ -68,7 +70,8 @@ class _ControllerTool:
         self.kubeconfig = identity_kubeconfig
         self.run_dir = run_dir
         self.controller: Controller | None = None
-        self.user: str | None = f"system:serviceaccount:{IDENTITY_NAMESPACE}:{self.service_account}"
+        self.user: str | None = user_of(self.service_account)
+        self.audit_user: str | None = self.user
         self._runs = 0
 
     def _argv(self, namespaces: Sequence[str], health_port: int) -> list[str]:
@@ -170,14 +173,19 @@ class OperatorTool(_ControllerTool):
 
 
 class RawTool:
-    """The limit: the runner itself creates the same pods with a plain parallel client."""
+    """The limit: the runner itself creates the same pods with a plain parallel client.
+
+    ``kube`` may act as an identity of its own (``audit_user``), so the audit log tells its requests
+    from the runner's polling."""
 
     name = "raw"
+    service_account = "bench-raw"
     controller: Controller | None = None
     user: str | None = None
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, audit_user: str | None = None) -> None:
         self.kube = kube
+        self.audit_user = audit_user
 
     def start(self, namespaces: Sequence[str]) -> None:
         pass
@@ -189,8 +197,11 @@ class RawTool:
         self._create_pods(namespace, name, range(workers))
 
     def create_many(self, namespace: str, names: Sequence[str], workers: int) -> None:
-        for name in names:
-            self.create(namespace, name, workers)
+        # One parallel batch for every cluster: no wait between clusters.
+        pods = [manifests.raw_pod(name, namespace, i) for name in names for i in range(workers)]
+        failures = self.kube.create_many(pods)
+        if failures:
+            raise RuntimeError(f"{len(failures)} pods could not be created: {failures[0]}")
 
     def _create_pods(self, namespace: str, name: str, indexes: range) -> None:
         failures = self.kube.create_many([manifests.raw_pod(name, namespace, i) for i in indexes])
@@ -229,6 +240,10 @@ def install_operator_crds(kubectl: Callable[..., str], say: Callable[[str], None
     kubectl("wait", "--for=condition=Established", "crd", "daskclusters.kubernetes.dask.org",
             "daskworkergroups.kubernetes.dask.org", "--timeout=60s")
     say(f"operator CRDs applied from {folder}")
+
+
+def user_of(service_account: str) -> str:
+    return f"system:serviceaccount:{IDENTITY_NAMESPACE}:{service_account}"
 
 
 def identity_kubeconfig(cluster: object, kube: Kube, service_account: str) -> Path:

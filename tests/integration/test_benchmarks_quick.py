@@ -37,7 +37,20 @@ def test_quick_run_measures_every_scenario_and_writes_its_report(devcluster_inst
     for tool in ("kubedask", "raw"):
         assert scenarios["startup"]["3"][tool]["running"] == 3
         assert scenarios["startup"]["3"][tool]["seconds"] is not None
+        assert len(scenarios["startup"]["3"][tool]["runs"]) == 2  # the median of interleaved runs
         assert scenarios["scale_down"][tool]["live"] == 1
+        many = scenarios["many_clusters"][tool]
+        assert (many["clusters"], many["workers"], many["running"]) == (2, 6, 6) and many["seconds"] is not None
+    # Scenario 6: the raw baseline's own identity sent exactly one create per worker.
+    api = scenarios["api_requests"]
+    assert api["raw"]["requests_per_worker"] == 1.0 and api["raw"]["by_call"] == {"create pods": 3}
+    assert api["kubedask"]["by_call"]["create pods"] == 3 and api["kubedask"]["requests_per_worker"] >= 1.0
+    assert api["kubedask"]["cpu_seconds_per_1000_workers"] is not None
+    many = scenarios["many_clusters"]["kubedask"]
+    assert many["rss_mib_peak"] >= many["rss_mib"] > 0 and many["cpu_seconds_per_1000_workers"] is not None
+    assert results["ratios"]["api_requests"]["kubedask/raw"] is not None
+    assert results["ratios"]["many_clusters"]["kubedask/raw"] is not None
+    assert "lease_writes_per_minute" in scenarios["idle_load"]["kubedask"]["at_rest"]
     idle = scenarios["idle_load"]["kubedask"]
     assert idle["user"] == "system:serviceaccount:kube-system:bench-kubedask"
     assert idle["whole_scenario"]["by_call"].get("create pods", 0) >= 2  # it did see the controller
@@ -47,4 +60,6 @@ def test_quick_run_measures_every_scenario_and_writes_its_report(devcluster_inst
     assert scenarios["cold_start"] == {"skipped": "quick mode"}
     assert results["ratios"]["startup_3"]["kubedask/raw"] is not None
     assert results["meta"]["versions"]["kubernetes"].startswith("v1.")
-    assert "| 3 |" in (tmp_path / "results-quick.md").read_text()
+    md = (tmp_path / "results-quick.md").read_text()
+    assert "| 3 |" in md and "## 6. API requests per worker" in md and "## 7. 2 clusters x 3 workers" in md
+    assert "## 8. Controller CPU seconds per 1,000 workers" in md
