@@ -1,7 +1,9 @@
 """Carrying out a plan (:func:`reconcile.plan`) for one request: creates, deletes, retiring, Events.
 
-Creates go in a slow start (a small first batch proves the API server accepts the pod, then the rest with
-a bounded number in flight); every create and delete is registered with the :class:`Expectations` before
+The scheduler pod is created first, then the Service, the PDB and the workers together (a pass of a new
+request costs two round trips before its workers are sent, not four). Worker creates go in a slow start
+(a small first batch proves the API server accepts the pod, then the rest with a bounded number in
+flight); every create and delete is registered with the :class:`Expectations` before
 it is sent, and every delete names the pod's uid. A refusal no retry would fix soon (admission, quota, an
 invalid value) raises :class:`Rejected`, which the driver reports like an invalid request; a name held by
 an object that is not the request's raises :class:`NameTaken`. Retiring is started here and runs beside
@@ -60,6 +62,9 @@ class Executor:
     async def execute(self, request: ClusterRequest, plan: reconcile.Plan, observed: reconcile.Observed,
                       scheduler: SchedulerApi | None) -> None:
         deleted: list[str] = []
+        #: The Service, PDB and workers are created together once the rest of the plan is done; only the
+        #: scheduler pod goes first, so a name held by a foreign pod stops the pass before anything else.
+        together: list[Awaitable[Any]] = []
         uids = {w.name: w.uid for w in observed.workers}
         # A failed retirement makes only the very next scale-down delete without asking (taken each pass).
         fallback = self.retirement.take_fallback()
@@ -68,10 +73,7 @@ class Executor:
                 case reconcile.CreateSchedulerPod():
                     await self.create_scheduler(request)
                 case reconcile.CreateService():
-                    if await _refused_as_rejected("Service", self.kube.create_service(
-                            builders.build_service(request, self.namespace, self.owner))):
-                        await self.event("ServiceCreated", f"created Service {scheduler_name(self.name)} "
-                                         f"({request.scheduler_service_type})")
+                    together.append(self.create_service(request))
                 case reconcile.PatchService(type=service_type, patch=patch):
                     await _refused_as_rejected("Service change", self.kube.patch_service(
                         self.namespace, scheduler_name(self.name), dict(patch) or {"spec": {"type": service_type}}))
@@ -79,7 +81,7 @@ class Executor:
                     await self.event("ServiceUpdated", f"Service {scheduler_name(self.name)} updated "
                                      f"({', '.join(what)}); its type is {service_type}")
                 case reconcile.CreatePdb():
-                    await self.kube.create_pdb(builders.build_pdb(request, self.namespace, self.owner))
+                    together.append(self.kube.create_pdb(builders.build_pdb(request, self.namespace, self.owner)))
                 case reconcile.CreateJobPod():
                     await self.create_job(request)
                 case reconcile.DeleteService(uid=uid):
@@ -94,10 +96,7 @@ class Executor:
                     await self.delete_pods([(pod_name, uid)])
                     deleted.append(f"{pod_name} ({why})")
                 case reconcile.CreateWorkers(count=count, group=group):
-                    created = await self.create_workers(request, count, group)
-                    where = "" if group == DEFAULT_GROUP else f" in group {group}"
-                    await self.event("ScaledUp",
-                                     f"created {created} worker pods{where} (target {plan.desired_workers})")
+                    together.append(self.scale_up(request, count, group, plan.desired_workers))
                 case reconcile.RetireWorkers(count=count, candidates=candidates, scheduler_chooses=chooses):
                     if scheduler is not None and not fallback:
                         # Beside the loop: the retired pods are deleted by a later pass. When other workers
@@ -112,9 +111,21 @@ class Executor:
                     names = list(candidates[:count])
                     await self.delete_pods([(n, uids.get(n)) for n in names])
                     deleted.extend(f"{n} (scale down, not retired)" for n in names)
+        await _all(together)
         if deleted:
             shown = ", ".join(deleted[:10]) + (f" and {len(deleted) - 10} more" if len(deleted) > 10 else "")
             await self.event("PodsDeleted", f"deleted {len(deleted)} pods: {shown}")
+
+    async def create_service(self, request: ClusterRequest) -> None:
+        if await _refused_as_rejected("Service", self.kube.create_service(
+                builders.build_service(request, self.namespace, self.owner))):
+            await self.event("ServiceCreated", f"created Service {scheduler_name(self.name)} "
+                             f"({request.scheduler_service_type})")
+
+    async def scale_up(self, request: ClusterRequest, count: int, group: str, target: int) -> None:
+        created = await self.create_workers(request, count, group)
+        where = "" if group == DEFAULT_GROUP else f" in group {group}"
+        await self.event("ScaledUp", f"created {created} worker pods{where} (target {target})")
 
     async def create_scheduler(self, request: ClusterRequest) -> None:
         manifest = drift.stamp(builders.build_scheduler_pod(request, self.namespace, self.owner), request)
@@ -193,6 +204,15 @@ class Executor:
                 failures.append(result)
         if failures:
             raise failures[0]
+
+
+async def _all(calls: list[Awaitable[Any]]) -> None:
+    """Run ``calls`` together, each to its end; then raise the first failure, a refusal first (it is what
+    the status should say)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise next((f for f in failures if isinstance(f, Rejected | NameTaken)), failures[0])
 
 
 def _refusal(exc: BaseException) -> str | None:

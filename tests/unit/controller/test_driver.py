@@ -359,3 +359,40 @@ async def test_requests_in_the_controllers_own_namespace_are_ignored_with_one_wa
     assert fake_kube.writes == fake_kube.lists == 0
     assert len([r for r in caplog.records if "own" in r.getMessage()]) == 1
     await controller.stop()
+
+
+@pytest.mark.looptime
+async def test_a_new_request_sends_its_workers_alongside_the_service_and_pdb_after_the_scheduler() -> None:
+    """Each API call takes a second of (fake) time: the first pass takes one for the reads, one for the
+    scheduler pod and one for the Service, PDB and workers together (four in a row before its workers
+    went out would be one too many)."""
+    sent: list[tuple[float, str]] = []
+
+    class SlowKube(FakeKube):
+        async def _slow(self, what: str) -> None:
+            sent.append((asyncio.get_running_loop().time(), what))
+            await asyncio.sleep(1)
+
+        async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+            await self._slow("list")
+            return await super().list_pods(namespace, selector)
+
+        async def create_pod(self, manifest: dict[str, Any]) -> bool:
+            await self._slow(manifest["metadata"]["labels"]["dask.org/component"])
+            return await super().create_pod(manifest)
+
+        async def create_service(self, manifest: dict[str, Any]) -> bool:
+            await self._slow("service")
+            return await super().create_service(manifest)
+
+        async def create_pdb(self, manifest: dict[str, Any]) -> bool:
+            await self._slow("pdb")
+            return await super().create_pdb(manifest)
+
+    kube = SlowKube()
+    driver = new_driver(kube, configmap(request_data(workers=3)))
+    start = asyncio.get_running_loop().time()
+    await driver.reconcile_once()
+    started = {what: round(at - start) for at, what in sorted(sent, reverse=True)}
+    assert started == {"list": 0, "scheduler": 1, "service": 2, "pdb": 2, "worker": 2}
+    assert len(kube.workers()) == 3 and list(kube.services) == list(kube.pdbs) == ["analysis-scheduler"]
