@@ -1,9 +1,11 @@
-"""On the real node, with real Dask: scaling one worker group down while another group runs retires that
-group's own workers through the scheduler (by address), so their data moves, and no other group's worker
-goes. Before, the scheduler could only be asked to retire "n of its choosing", which might be any group's."""
+"""Worker groups on the real node, with real Dask: scaling one group down while another group runs retires
+that group's own workers through the scheduler (by address), so their data moves, and no other group's
+worker goes; and a group with ``adapt.GROUP`` grows under work and shrinks back, beside a fixed group."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,3 +60,30 @@ def test_scaling_down_one_group_of_two_retires_only_that_groups_workers_and_keep
     assert retired and all(b in " ".join(retired) for b in big), events
     assert not any(r == "RetireFailed" for r, _ in events), events
     assert cluster.wait_phase("pair", "Running", requested=2).worker_groups["big"].requested == 0
+
+
+def test_an_adaptive_group_takes_the_work_the_fixed_group_does_not_cover_and_shrinks_back(
+        controller: ControllerProcess, cluster: Cluster, namespace: str, kubectl: Callable[..., str]) -> None:
+    adapt = json.dumps({"minimum": 0, "maximum": 2, "interval": 2, "cooldown": 5})
+    apply_request(kubectl, namespace, "elastic", {"workers": "1", "worker-template": WORKER_SPEC,
+                                                  "worker-template.burst": WORKER_SPEC, "adapt.burst": adapt})
+    status = cluster.wait_phase("elastic", "Running", timeout=300)
+    assert status.worker_groups["burst"].requested == 0 and group_pods(cluster, "elastic", "burst") == []
+    (fixed,) = group_pods(cluster, "elastic", "default")
+    with dask_client(cluster, "elastic") as client:
+        client.wait_for_workers(1, timeout=120)
+        futures = client.map(lambda i: time.sleep(3) or i, range(40), pure=False)
+        wait_for("the burst group to grow", lambda: len(running(cluster, "elastic", "burst")) == 2, timeout=180)
+        assert group_pods(cluster, "elastic", "default") == [fixed]  # the fixed group stays as it is
+        assert sum(client.gather(futures)) == sum(range(40))
+    wait_for("the burst group to shrink back to its minimum", lambda: group_pods(cluster, "elastic", "burst") == [],
+             timeout=240)
+    assert group_pods(cluster, "elastic", "default") == [fixed]
+    shown = cluster.wait_phase("elastic", "Running", requested=1)
+    assert shown.worker_groups["burst"].requested == 0 and shown.worker_groups["default"].requested == 1
+
+
+def running(cluster: Cluster, name: str, group: str) -> list[str]:
+    return sorted(p.metadata.name for p in cluster.pods(name, "worker")
+                  if p.metadata.labels.get(GROUP_LABEL) == group and p.status.phase == "Running")
+
