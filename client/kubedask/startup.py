@@ -21,7 +21,11 @@ from .errors import (
     SchedulerStartTimeoutError,
 )
 from .kube import Api
-from .request_io import POLL_MAX, POLL_START
+from .request_io import POLL_START
+
+#: Seconds between reads of the status at most while a cluster starts: a scheduler is often ready 2-3 s
+#: in, and a wait that had doubled to 2 s would add most of that again to a cold start.
+READY_POLL_MAX = 0.5
 
 
 @dataclass
@@ -92,7 +96,7 @@ class StartupWait:
                         f"last status {report}\n{await self._scheduler_diagnostics(None)}"
                     )
             await asyncio.sleep(interval)
-            interval = min(interval * 2, POLL_MAX)
+            interval = min(interval * 2, READY_POLL_MAX)
             latest = await self.api.read_configmap(self.name)
             if latest is None:
                 raise KubeClusterError(f"the request {self.where} was deleted while waiting for the cluster")
