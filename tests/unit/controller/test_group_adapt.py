@@ -191,10 +191,16 @@ async def test_a_driver_scales_an_adaptive_group_with_the_scheduler(fake_kube: F
 
     assert len(gpu()) == 2 and len(fake_kube.workers()) == 4  # the fixed default's 2, and gpu the rest
     assert last_status(fake_kube).worker_groups["gpu"].requested == 2
+    fake_kube.run_all()
+    scheduler.connect(fake_kube)
+    addresses = sorted(w.address for w in scheduler.known if w.name in gpu())
     scheduler.target = 2  # the default group covers it all: gpu goes back to its minimum
     for _ in range(3):
         await asyncio.sleep(2)
         await driver.reconcile_once()
         await driver.retirement.finished()
     assert gpu() == [] and len(fake_kube.workers()) == 2
+    # The default group runs too: the gpu group's own workers were retired, by address.
+    retired = [a.removeprefix("retire ").split() for a in scheduler.asked if a.startswith("retire ")]
+    assert [sorted(r) for r in retired] == [addresses]
     assert last_status(fake_kube).worker_groups["gpu"].requested == 0
