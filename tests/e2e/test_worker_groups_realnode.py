@@ -8,7 +8,9 @@ from collections.abc import Callable
 import pytest
 from dask.distributed import Client, get_worker
 from kubedask import KubeCluster, make_pod_spec, spec
-from test_client_kubecluster import cluster_config, controller, eventually  # noqa: F401  (fixtures)
+from test_client_kubecluster import cluster_config, controller  # noqa: F401  (fixtures)
+
+from tests.integration.controller_harness import wait_for
 
 SMALL = {"image": "ghcr.io/dask/dask:latest", "memory_limit": "512M", "memory_request": "256M", "cpu_limit": 1,
          "cpu_request": "100m"}
@@ -38,9 +40,9 @@ def test_a_gpu_group_added_from_python_runs_only_the_gpu_tasks(
             assert len(ran_on) == 1 and ran_on.pop().startswith(f"{cluster.request_name}-worker-gpu-")
             plain = set(client.gather([client.submit(worker_name, i, pure=False) for i in range(6)]))
             assert plain  # ordinary tasks may run anywhere
-            eventually(lambda: "worker_groups=" in repr(cluster), 30, "the groups in repr")
+            wait_for("the groups in repr", lambda: "worker_groups=" in repr(cluster), 30)
         cluster.delete_worker_group("gpu")
-        eventually(lambda: group_pods(kubectl, namespace, cluster.request_name, "gpu") == [], 180, "no gpu pods")
+        wait_for("no gpu pods", lambda: group_pods(kubectl, namespace, cluster.request_name, "gpu") == [], 180)
         assert len(group_pods(kubectl, namespace, cluster.request_name, "default")) == 1
     finally:
         cluster.close()
