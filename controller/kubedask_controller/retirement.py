@@ -119,4 +119,3 @@ async def _retire_chosen(scheduler: SchedulerApi, count: int, candidates: tuple[
             addresses.setdefault(name, worker.address)
     picked = [addresses[name] for name in candidates if name in addresses][:count]
     return await scheduler.retire_addresses(picked) if picked else []
-
