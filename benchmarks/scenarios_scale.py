@@ -19,7 +19,7 @@ from .processes import Footprint, wait_until
 from .scenarios import (
     ALL_DASK_PODS,
     Context,
-    _delete_namespace,
+    _delete_namespaces,
     _poll_interval,
     _running_at_least,
     _start_controllers,
@@ -101,43 +101,49 @@ def api_requests(ctx: Context) -> Result:
 
 def many_clusters(ctx: Context, result: Result) -> Result:
     """Fills ``result`` tool by tool (checkpointed): a run cut short keeps the tools it finished."""
+    names = [f"many-{i:03d}" for i in range(ctx.plan.many_clusters)]
+    namespaces = {name: ctx.namespace(name, "many") for name in ctx.tools}
+    try:
+        for name, tool in ctx.tools.items():
+            _many_for(ctx, name, tool, namespaces[name], names, result)
+    finally:
+        # Left until the end (their pods are gone): idle objects cost the next tool nothing.
+        _delete_namespaces(ctx, list(namespaces.values()))
+    return result
+
+
+def _many_for(ctx: Context, name: str, tool: Tool, namespace: str, names: list[str], result: Result) -> None:
     plan = ctx.plan
     want = plan.many_clusters * plan.many_workers
-    names = [f"many-{i:03d}" for i in range(plan.many_clusters)]
-    for name, tool in ctx.tools.items():
-        namespace = ctx.namespace(name, "many")
-        ctx.kube.create_namespace(namespace)
-        tool.start([namespace])
+    ctx.kube.create_namespace(namespace)
+    tool.start([namespace])
+    try:
+        if tool.controller is not None:
+            time.sleep(2)  # past its start, before any request exists
+        offset = ctx.audit.mark() if ctx.audit else audit.Mark(0, 0)
+        before = _footprint(tool)
+        ctx.say(f"scenario 7: {name}: {plan.many_clusters} clusters x {plan.many_workers} workers")
+        start, began = dt.datetime.now(dt.UTC), time.monotonic()
+        tool.create_many(namespace, names, plan.many_workers)
+        seconds, running = _wait_light(ctx, f"{name}: {want} workers Running", namespace, want, plan.many_timeout)
+        total = None if seconds is None else round(time.monotonic() - began, 2)
+        after = _footprint(tool)
+        entry: Result = {"clusters": plan.many_clusters, "workers": want, "seconds": total, "running": running,
+                         **_controller_figures(before, after, want)}
+        usage = _requests(ctx, tool, offset, start, dt.datetime.now(dt.UTC), want)
+        if usage:
+            entry["requests_per_worker"] = usage["requests_per_worker"]
+        result[name] = entry
+        ctx.say(f"  {name}: {running}/{want} Running after {total}s; peak RSS {entry.get('rss_mib_peak', '-')} "
+                f"MiB, {entry.get('cpu_seconds', '-')} CPU s")
+        ctx.checkpoint()
+    finally:
         try:
-            if tool.controller is not None:
-                time.sleep(2)  # past its start, before any request exists
-            offset = ctx.audit.mark() if ctx.audit else audit.Mark(0, 0)
-            before = _footprint(tool)
-            ctx.say(f"scenario 7: {name}: {plan.many_clusters} clusters x {plan.many_workers} workers")
-            start, began = dt.datetime.now(dt.UTC), time.monotonic()
-            tool.create_many(namespace, names, plan.many_workers)
-            seconds, running = _wait_light(ctx, f"{name}: {want} workers Running", namespace, want,
-                                           plan.many_timeout)
-            total = None if seconds is None else round(time.monotonic() - began, 2)
-            after = _footprint(tool)
-            entry: Result = {"clusters": plan.many_clusters, "workers": want, "seconds": total, "running": running,
-                             **_controller_figures(before, after, want)}
-            usage = _requests(ctx, tool, offset, start, dt.datetime.now(dt.UTC), want)
-            if usage:
-                entry["requests_per_worker"] = usage["requests_per_worker"]
-            result[name] = entry
-            ctx.say(f"  {name}: {running}/{want} Running after {total}s; peak RSS {entry.get('rss_mib_peak', '-')} "
-                    f"MiB, {entry.get('cpu_seconds', '-')} CPU s")
-            ctx.checkpoint()
-        finally:
-            try:
-                tool.delete_all(namespace)
-                _wait_light_gone(ctx, namespace)
-            except Exception as exc:  # the namespace deletion below catches the rest
-                ctx.say(f"  cleaning up {namespace}: {exc!r}")
-            _delete_namespace(ctx, namespace)
-            tool.stop()
-    return result
+            tool.delete_all(namespace)
+            _wait_light_gone(ctx, namespace)
+        except Exception as exc:  # the namespace deletion at the end catches the rest
+            ctx.say(f"  cleaning up {namespace}: {exc!r}")
+        tool.stop()
 
 
 def _wait_light(ctx: Context, what: str, namespace: str, want: int, timeout: float) -> tuple[float | None, int]:
