@@ -2,8 +2,8 @@
 
 Examples::
 
-    python -m benchmarks                      # full run on its own local cluster "bench" (~30 min)
-    python -m benchmarks --quick --output /tmp/bench   # smoke test of the runner (~1 min)
+    python -m benchmarks                      # full run on its own local cluster "bench" (~1-1.5 h)
+    python -m benchmarks --quick --output /tmp/bench   # smoke test of the runner (~2 min)
     python -m benchmarks --scenarios startup,scale_down --tools kubedask,raw --keep-cluster
     python -m benchmarks --scenarios many_clusters,api_requests --many 2x10 --api-workers 10 --cluster kubedask
 
