@@ -13,8 +13,9 @@ its deadline (SIGSTOP) wakes up no longer leading, and every write is fenced by 
 Cost at rest: a healthy holder renews every ``renew_period`` (15 s: 4 writes a minute) with a plain
 update on the resourceVersion its last write returned, no GET before it (a conflict, 409, means someone
 else wrote: the next round reads the Lease again). A renewal that fails is retried every ``retry_period``
-until one goes through or the deadline passes, so a lost request or two costs nothing; the standby reads
-the Lease every ``retry_period`` (reads, no writes).
+(2 s) until one goes through or the deadline passes: the default 25 s deadline leaves 10 s for retries
+and for an event loop too busy to renew on time (a stall of seconds at 10,000 pods on 2 cores), and 5 s
+(``lease_duration`` 30 s) before a standby may act. The standby reads the Lease every ``retry_period``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def timing_error(lease_duration: float, renew_deadline: float, renew_period: flo
 
 class LeaderElector:
     def __init__(self, kube: LeaseApi | None, namespace: str, name: str = "kubedask-controller",
-                 identity: str | None = None, lease_duration: float = 30.0, renew_deadline: float = 20.0,
+                 identity: str | None = None, lease_duration: float = 30.0, renew_deadline: float = 25.0,
                  retry_period: float = 2.0, on_started_leading: Callable[[], None] | None = None,
                  enabled: bool = True, clock: Clock | None = None, renew_period: float = 15.0) -> None:
         error = timing_error(lease_duration, renew_deadline, renew_period, retry_period)

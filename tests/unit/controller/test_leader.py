@@ -144,7 +144,7 @@ async def test_at_rest_the_holder_writes_the_lease_at_most_four_times_a_minute_a
 
 async def test_a_failed_renewal_is_retried_every_retry_period_and_the_holder_keeps_leading() -> None:
     leases = FakeLeases()
-    a = LeaderElector(leases, "ns", identity="a")  # renew every 15 s, retry every 2 s, deadline 20 s
+    a = LeaderElector(leases, "ns", identity="a")  # renew every 15 s, retry every 2 s, deadline 25 s
     task = asyncio.create_task(a.run())
     try:
         await asyncio.sleep(10)
@@ -154,7 +154,7 @@ async def test_a_failed_renewal_is_retried_every_retry_period_and_the_holder_kee
         tried = [t for _, _, t in leases.calls if 15 <= t < 18]
         assert tried == [15, 17]  # retried after a retry period (a GET first: did the failed write land?)
         await sleep_until(19.5)
-        assert a.is_leader and leases.writes(18, 19.5) == [19]  # renewed before the deadline (20 s)
+        assert a.is_leader and leases.writes(18, 19.5) == [19]  # renewed well before the deadline (25 s)
         await sleep_until(60)
         assert a.is_leader and leases.writes(19.5, 60) == [34, 49]  # back to a renew period
     finally:
@@ -180,15 +180,16 @@ async def test_the_holder_stops_acting_at_the_renew_deadline_after_its_last_rene
         assert a.is_leader
         last = max(leases.writes())  # renewed at 15 s
         leases.stuck = True
-        await sleep_until(last + 19.9)
+        await sleep_until(last + a.renew_deadline - 0.1)
         assert a.is_leader  # the next renewal (30 s) hangs: still within the deadline
-        await sleep_until(last + 20)
-        assert not a.is_leader and not a.leads_at(last + 20)
+        await sleep_until(last + a.renew_deadline)
+        assert not a.is_leader and not a.leads_at(last + a.renew_deadline)
+        assert a.renew_deadline < a.lease_duration  # before anyone else may take over
     finally:
         task.cancel()
 
 
 def test_timings_that_could_overlap_two_leaders_are_refused() -> None:
-    for durations in ({"renew_deadline": 30.0}, {"renew_period": 20.0}, {"retry_period": 0.0}):
+    for durations in ({"renew_deadline": 30.0}, {"renew_period": 25.0}, {"retry_period": 0.0}):
         with pytest.raises(ValueError, match="renew deadline"):
             LeaderElector(FakeLeases(), "ns", **durations)  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ def test_requests_are_watched_with_the_clients_exact_label() -> None:
 
 
 def test_lease_timing_comes_from_the_environment_and_unsafe_timings_are_refused() -> None:
-    assert Options.from_env({}).lease_timing == {"lease_duration": 30.0, "renew_deadline": 20.0,
+    assert Options.from_env({}).lease_timing == {"lease_duration": 30.0, "renew_deadline": 25.0,
                                                  "renew_period": 15.0, "retry_period": 2.0}
     options = Options.from_env({"KUBEDASK_LEASE_DURATION": "60", "KUBEDASK_LEASE_RENEW_DEADLINE": "40",
                                 "KUBEDASK_LEASE_RENEW_PERIOD": "30", "KUBEDASK_LEASE_RETRY_PERIOD": "5"})
@@ -51,4 +51,4 @@ def test_lease_timing_comes_from_the_environment_and_unsafe_timings_are_refused(
                                     "retry_period": 5.0}
     # A renew deadline past the lease duration would let the standby act while the holder still does.
     with pytest.raises(ValueError, match="KUBEDASK_LEASE_RENEW_DEADLINE"):
-        Options.from_env({"KUBEDASK_LEASE_RENEW_DEADLINE": "45"})
+        Options.from_env({"KUBEDASK_LEASE_RENEW_DEADLINE": "30"})
