@@ -35,9 +35,12 @@ from kubedask.spec import (
 from kubedask.spec.names import PROPAGATED_LABEL_PREFIX
 from pydantic import Field
 
-__all__ = ["PROPAGATED_LABEL_PREFIX", "LabelledRequest", "labelled", "labels", "object_metadata",
-           "owner_reference", "propagated_labels", "request_labels", "selector", "selector_string"]
+__all__ = ["MAX_PROPAGATED_LABELS", "PROPAGATED_LABEL_PREFIX", "LabelledRequest", "labelled", "labels",
+           "object_metadata", "owner_reference", "propagated_labels", "request_labels", "selector", "selector_string"]
 
+#: At most this many request labels are copied (the first ones by key): the API server bounds no object's
+#: label count, and a request's labels are written onto every one of its pods.
+MAX_PROPAGATED_LABELS = 32
 # Label syntax (the API server validated the request's labels; checked again because they are copied onto
 # objects of other kinds, and a refused create would block the whole cluster).
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -76,14 +79,15 @@ def owner_reference(request_name: str, request_uid: str) -> dict[str, Any]:
 
 
 def propagated_labels(request_labels: Mapping[str, Any] | None) -> dict[str, str]:
-    """The request ConfigMap's labels that go onto every owned object: those under the prefix, valid."""
+    """The request ConfigMap's labels that go onto every owned object: those under the prefix that are valid
+    labels, at most :data:`MAX_PROPAGATED_LABELS` of them."""
     kept = {}
     for key, value in (request_labels or {}).items():
         name = str(key).removeprefix(PROPAGATED_LABEL_PREFIX)
         if (str(key).startswith(PROPAGATED_LABEL_PREFIX) and _NAME.match(name) and isinstance(value, str)
                 and _VALUE.match(value)):
             kept[str(key)] = value
-    return dict(sorted(kept.items()))
+    return dict(sorted(kept.items())[:MAX_PROPAGATED_LABELS])
 
 
 class LabelledRequest(ClusterRequest):

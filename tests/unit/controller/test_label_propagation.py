@@ -81,6 +81,14 @@ def test_a_name_too_long_or_not_a_label_name_is_not_copied() -> None:
         "user.kubedask.io/" + "n" * 63: "v"}
 
 
+def test_at_most_32_labels_are_copied_so_a_request_cannot_inflate_every_pod() -> None:
+    many = {f"user.kubedask.io/l{i:03}": "v" for i in range(1000)}
+    kept = labelling.propagated_labels(many)
+    assert list(kept) == [f"user.kubedask.io/l{i:03}" for i in range(labelling.MAX_PROPAGATED_LABELS)]
+    pod = builders.build_worker_pod(labelled(many), NS, "analysis-worker-abcde", OWNER)
+    assert sum(k.startswith("user.kubedask.io/") for k in pod["metadata"]["labels"]) == 32
+
+
 def test_a_request_without_prefixed_labels_is_the_request_itself() -> None:
     request = parse_request("analysis", request_data())
     assert labelling.labelled(request, {"kubedask.io/request": "cluster"}) is request
