@@ -33,46 +33,17 @@ from kubedask import (
     spec,
 )
 
-from tests.integration.controller_harness import REPO, wait_for
+from tests.integration.controller_harness import REPO, ControllerProcess, running_controller, wait_for
 
 # The seed's worker-spec.yml with resources that fit this machine (the README's example, verbatim).
 WORKER_SPEC = (REPO / "examples" / "worker-spec.yml").read_text()
 
 
 @pytest.fixture
-def controller(namespace: str, kubeconfig: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The kubedask controller, watching only this test's namespace."""
-    log = (tmp_path / "controller.log").open("wb")
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONPATH": f"{REPO}/client:{REPO}/controller:{REPO}"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubedask_controller",
-            "--namespace",
-            namespace,
-            "--no-leader-election",
-            "--health-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--resync-interval",
-            "5",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-    print("controller log tail:\n" + "\n".join((tmp_path / "controller.log").read_text().splitlines()[-40:]))
+def controller(namespace: str, kubeconfig: str, tmp_path: Path) -> Iterator[ControllerProcess]:
+    """The kubedask controller with its default policy, watching only this test's namespace."""
+    yield from running_controller(kubeconfig, [namespace], tmp_path, policy=None,
+                                  extra_args=["--resync-interval", "5"])
 
 
 @pytest.fixture

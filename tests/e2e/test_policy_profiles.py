@@ -20,30 +20,13 @@ import pytest
 from dask.distributed import Client
 from kubedask import KubeCluster, spec
 
-REPO = Path(__file__).resolve().parents[2]
-RESTRICTED = "profile: restricted\n"
+from tests.integration.controller_harness import REPO, ControllerProcess, running_controller
 
 
 @pytest.fixture
-def restricted_controller(namespace: str, kubeconfig: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def restricted_controller(namespace: str, kubeconfig: str, tmp_path: Path) -> Iterator[ControllerProcess]:
     """The controller for this test's namespace, with an admin policy choosing the restricted profile."""
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(RESTRICTED)
-    log_path = tmp_path / "controller.log"
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONPATH": f"{REPO}/client:{REPO}/controller:{REPO}"}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kubedask_controller", "--namespace", namespace, "--no-leader-election",
-             "--health-port", "0", "--metrics-port", "0", "--policy", str(policy)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    print("controller log tail:\n" + "\n".join(log_path.read_text().splitlines()[-40:]))
+    yield from running_controller(kubeconfig, [namespace], tmp_path, policy={"profile": "restricted"})
 
 
 BOUNDED_WAITS = {
