@@ -58,7 +58,9 @@ def scheduler_restart_message(request: ClusterRequest, running: Mapping[str, Any
     running_hash, _ = built_from(running)
     if running_hash is None or running_hash == template_hash(request):
         return None
-    return (f"the scheduler template changed, but the running scheduler keeps the old one: restarting it would "
+    changed = ("the scheduler template changed" if request.scheduler_template is not None else
+               "the worker template changed, and the scheduler pod is made from it (no scheduler-template)")
+    return (f"{changed}, but the running scheduler keeps the old one: restarting it would "
             f"lose the cluster's tasks and data. To apply it, delete the scheduler pod when the cluster is idle "
             f"(kubectl delete pod {scheduler_name(request.name)}; the controller recreates it and the workers "
             f"reconnect) or create a new cluster")

@@ -126,6 +126,7 @@ async def test_a_changed_scheduler_template_never_kills_the_running_scheduler(fa
     condition = status.condition("SchedulerUpToDate")
     assert (condition.status, condition.reason) == ("False", "RestartNeeded")
     assert "kubectl delete pod analysis-scheduler" in condition.message and "restart" in status.message
+    assert condition.message.startswith("the scheduler template changed")
     assert status.phase == "Running"
     assert status.observed_spec == fingerprint(first["data"])  # the spec it runs, not the one it did not apply
 
@@ -159,3 +160,4 @@ async def test_a_changed_worker_template_asks_for_a_restart_of_a_scheduler_deriv
     await driver.reconcile_once()
     condition = last_status(fake_kube).condition("SchedulerUpToDate")
     assert condition is not None and condition.reason == "RestartNeeded"
+    assert "the worker template changed, and the scheduler pod is made from it" in condition.message
