@@ -141,6 +141,11 @@ def _many_for(ctx: Context, name: str, tool: Tool, namespace: str, names: list[s
         try:
             tool.delete_all(namespace)
             _wait_light_gone(ctx, namespace)
+            # The operator's 10,000 Deployments and ReplicaSets outlive its pods in the garbage collector's
+            # queue: the next tool should not pay for them.
+            wait_until(f"deployments in {namespace} to be gone",
+                       lambda: ctx.kube.count_owned_workloads(namespace, manifests.CLUSTER_LABEL) == 0,
+                       plan.many_timeout, 5.0)
         except Exception as exc:  # the namespace deletion at the end catches the rest
             ctx.say(f"  cleaning up {namespace}: {exc!r}")
         tool.stop()
