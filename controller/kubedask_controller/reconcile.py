@@ -204,7 +204,8 @@ def outdated(workers: Iterable[PodInfo], current: str) -> list[PodInfo]:
 
 def _roll(observed: Observed, group: str, wanted: int, max_surge: int, current: str) -> list[Action] | None:
     """A rolling update's next step for one group, or None when nothing of it is outdated (or the group is
-    not at its size: scaling comes first). New workers first, at most ``max_surge`` beyond ``wanted``; an
+    not at its size: scaling comes first). New workers first, at most ``max_surge`` beyond ``wanted`` (ready
+    workers still leaving included); an
     old worker goes once a new one is ready, so the group never has fewer than ``wanted`` ready workers
     because of the update."""
     active = observed.active_in(group)
@@ -214,7 +215,10 @@ def _roll(observed: Observed, group: str, wanted: int, max_surge: int, current: 
     fresh = [w for w in active if w not in old]
     actions: list[Action] = []
     surge = len(active) - wanted
-    room = max_surge - surge
+    # A worker on its way out (retired, or its pod deleting) still holds its node's resources, and counts
+    # against a quota, while it is ready: it takes up surge room until its container has stopped.
+    leaving = sum(1 for w in observed.workers if w.group == group and w.ready and (w.deleting or w.retired))
+    room = max_surge - surge - leaving
     if room > 0 and len(fresh) < wanted:
         actions.append(CreateWorkers(min(room, wanted - len(fresh)), group))
     # Old workers that are not ready do no work: they may go whenever a new one has taken their place. Ready

@@ -27,8 +27,9 @@ RELEASE = "KUBEDASK_TEST_RELEASE"
 
 
 class PodSampler(threading.Thread):
-    """Lists the cluster's worker pods every 0.2 s, remembering the most that existed at once: those not being
-    deleted (what ``max-surge`` bounds, as for a Deployment), and all, terminating ones included."""
+    """Lists the cluster's worker pods every 0.2 s, remembering the most that existed at once: those holding
+    resources (what ``max-surge`` bounds: not ended, and not deleting unless still ready), and all,
+    terminating ones included."""
 
     def __init__(self, api: Any, namespace: str, cluster: str) -> None:
         super().__init__(daemon=True)
@@ -40,12 +41,16 @@ class PodSampler(threading.Thread):
     def run(self) -> None:
         while not self.stopped.is_set():
             pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
-            live = [p for p in pods if p.metadata.deletion_timestamp is None and p.status.phase not in
-                    ("Succeeded", "Failed")]
+            live = [p for p in pods if p.status.phase not in ("Succeeded", "Failed")
+                    and (p.metadata.deletion_timestamp is None or _ready(p))]
             self.most, self.most_with_terminating = max(self.most, len(live)), max(self.most_with_terminating,
                                                                                    len(pods))
             self.samples += 1
             self.stopped.wait(0.2)
+
+
+def _ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
 def worker_pods(api: Any, namespace: str, cluster: str) -> list[Any]:
@@ -110,7 +115,7 @@ def test_a_changed_worker_env_replaces_every_worker_and_keeps_the_data(
             assert sum(map(sum, client.gather(chunks))) == sum(range(300_000))
             assert int(array.sum().compute()) == sum(range(300_000))
             print(f"rolling update: {took:.0f} s, {sampler.samples} samples, at most {sampler.most} worker pods "
-                  f"not being deleted ({sampler.most_with_terminating} with terminating ones)")
+                  f"holding resources ({sampler.most_with_terminating} with stopped and terminating ones)")
             assert sampler.samples > 10 and sampler.most <= 3 + 1  # max-surge defaults to 1
         events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
         reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == cluster.request_name]

@@ -123,3 +123,20 @@ def test_worker_pods_are_stamped_with_their_group_template() -> None:
 def test_bad_update_keys_are_refused(key: str, value: str, words: str) -> None:
     with pytest.raises(RequestError, match=words):
         request(**{key: value})
+
+
+def test_a_ready_worker_still_leaving_takes_up_the_surge_room() -> None:
+    """max-surge bounds what holds resources: a retired or deleting worker whose container still runs
+    counts until it has stopped, so the next new worker waits for it (as a quota would count it)."""
+    req = request(**{"worker-template": "containers: [{name: w, image: changed}]"})
+    current = builders.template_hash(req.worker_template)
+    old = [worker(f"old{i}", OLD) for i in range(2)]
+    fresh = worker("new1", current)
+    for leaving in (dataclasses.replace(worker("old2", OLD), retired=True),
+                    dataclasses.replace(worker("old2", OLD), deleting=True)):
+        observed = Observed(scheduler=SCHEDULER, service=True, pdb=True, workers=(*old, fresh, leaving))
+        actions = plan(req, observed, 3).actions
+        assert not any(isinstance(a, CreateWorkers) for a in actions), actions
+        stopped = dataclasses.replace(leaving, ready=False, phase="Succeeded")
+        observed = Observed(scheduler=SCHEDULER, service=True, pdb=True, workers=(*old, fresh, stopped))
+        assert CreateWorkers(1, "default") in plan(req, observed, 3).actions
