@@ -64,9 +64,10 @@ def draw(results: dict[str, Any], out: Path) -> None:
 
     ax = axes[0]
     sizes = list(startup)
-    for i, tool in enumerate(TOOLS):
+    measured = [t for t in TOOLS if any(t in startup[n] for n in sizes)]
+    for i, tool in enumerate(measured):
         entries = [startup[n].get(tool) for n in sizes]
-        xs = [x + (i - 1) * width for x in range(len(sizes))]
+        xs = [x + (i - (len(measured) - 1) / 2) * width for x in range(len(sizes))]
         ax.bar(xs, [_seconds(e) for e in entries], width, label=tool, color=COLOURS[tool])
         _label_missing(ax, xs, entries)
     ax.set_xticks(range(len(sizes)), [f"N={n}" for n in sizes])
