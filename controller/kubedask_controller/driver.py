@@ -18,6 +18,7 @@ from .api import Host
 from .executor import Executor, NameTaken, Rejected
 from .expectations import Expectations
 from .job_runner import JobRunner
+from .labelling import labelled
 from .observe import Observation, reachable_scheduler_ip, relevant
 from .observer import Observer
 from .passes import run_passes
@@ -97,6 +98,7 @@ class RequestDriver:
             metrics.RECONCILES.labels(result="invalid").inc()
             await self.reporter.failed(str(request), self._view.spec, "InvalidRequest")
             return None  # nothing to do until the request (or the usage of a namespace cap) changes
+        request = labelled(request, self.body["metadata"].get("labels"))  # user.kubedask.io/ labels
         seen = await self.observer.observe(request)
         if request.job_template is not None:
             final = await self.job.final(request, seen, parse_status(self.body["metadata"].get("annotations")))

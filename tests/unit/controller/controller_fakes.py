@@ -142,7 +142,14 @@ class FakeKube:
         service = self.services.get(name)
         if service is None:
             return None
-        service["spec"].update(patch["spec"])
+        service["spec"].update(patch.get("spec") or {})
+        for part, changes in (patch.get("metadata") or {}).items():  # a merge patch: null deletes
+            values = service["metadata"].setdefault(part, {})
+            for key, value in changes.items():
+                if value is None:
+                    values.pop(key, None)
+                else:
+                    values[key] = value
         return copy.deepcopy(service)
 
     async def create_pdb(self, manifest: dict[str, Any]) -> bool:
