@@ -2,7 +2,8 @@
 
 A user who may only write ConfigMaps must gain through the controller nothing a pod creator has: the
 default refuses everything Pod Security "baseline" refuses, in every template a request carries, plus
-the deputy rules (Secrets, service accounts, volume types, node placement, classes, caps). Admins
+the deputy rules (Secrets, service accounts, volume types, node placement, classes, caps, and the
+labels and annotations other cluster components act on). Admins
 loosen it in a policy file (``--policy FILE``, the Helm ``policy:`` values), globally or per namespace::
 
     profile: restricted
@@ -36,7 +37,7 @@ from kubedask.spec import (
     group_key,
 )
 
-from . import deputy, pss
+from . import deputy, metadata, pss
 from .document import Policy, Rules, key_of, load_policy
 from .findings import Refusal, show
 from .restricted import fill_defaults
@@ -104,7 +105,8 @@ def admit(request: ClusterRequest, policy: Policy, namespace: str,
                 f"policy violation in {key}: metadata.namespace is {show(template.namespace)}: pods are always "
                 f"created in the request's own namespace; remove the field", key=key)
         spec = fill_defaults(template.spec, rules) if rules.profile == "restricted" else template.spec
-        found += [(key, r) for r in (*pss.check(spec, template.annotations, rules), *deputy.check(spec, rules))]
+        found += [(key, r) for r in (*pss.check(spec, template.annotations, rules), *deputy.check(spec, rules),
+                                     *metadata.check(template, rules))]
         admitted[key] = template.model_copy(update={"spec": spec})
     if found:
         (where, first), rest = found[0], found[1:]

@@ -31,6 +31,12 @@ Control = Literal[
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DEFAULT_TOLERATIONS = ("k8s.dask.org/dedicated", "k8s.dask.org_dedicated", "nvidia.com/gpu")
 DEFAULT_VOLUME_TYPES = ("emptyDir", "configMap", "downwardAPI")
+#: Pod annotations known to grant nothing: read by Prometheus scraping the pod itself, by kubectl, by the
+#: cluster autoscaler deciding whether it may evict the pod, and a domain nothing else trusts.
+DEFAULT_POD_ANNOTATIONS = ("prometheus.io/*", "kubectl.kubernetes.io/default-container",
+                           "cluster-autoscaler.kubernetes.io/safe-to-evict", "user.kubedask.io/*")
+#: ``allowedPodLabels`` under ``restricted`` when the policy does not set it (``"*"`` under the others).
+RESTRICTED_POD_LABELS = ("user.kubedask.io/*",)
 
 
 class Rules(BaseModel):
@@ -53,13 +59,32 @@ class Rules(BaseModel):
     allowed_runtime_classes: tuple[str, ...] = Field(default=(), alias="allowedRuntimeClasses")
     allow_resource_claims: bool = Field(default=False, alias="allowResourceClaims")
     allowed_service_types: tuple[ServiceType, ...] = Field(default=("ClusterIP",), alias="allowedServiceTypes")
+    allowed_pod_annotations: tuple[str, ...] = Field(default=DEFAULT_POD_ANNOTATIONS, alias="allowedPodAnnotations")
+    #: None: the profile's default (:meth:`pod_labels`).
+    allowed_pod_labels: tuple[str, ...] | None = Field(default=None, alias="allowedPodLabels")
     max_workers: int = Field(default=1000, ge=0, alias="maxWorkers")
     max_clusters_per_namespace: int = Field(default=50, ge=0, alias="maxClustersPerNamespace")
     max_workers_per_namespace: int = Field(default=2000, ge=0, alias="maxWorkersPerNamespace")
     min_adapt_interval: float = Field(default=2.0, ge=0, alias="minAdaptInterval")
 
+    @field_validator("allowed_pod_annotations", "allowed_pod_labels")
+    @classmethod
+    def _key_patterns(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for pattern in value or ():
+            if not pattern or "*" in pattern[:-1]:
+                # A "*" anywhere else would silently match nothing (it is not a glob).
+                raise ValueError(f"{pattern!r} is not a key pattern: give an exact key, a prefix ending in "
+                                 f"'*' (e.g. 'prometheus.io/*'), or '*' for any key")
+        return value
+
     def exempt(self, control: str) -> bool:
         return control in self.pod_security_exemptions
+
+    def pod_labels(self) -> tuple[str, ...]:
+        """The effective ``allowedPodLabels``: as set, else the profile's default."""
+        if self.allowed_pod_labels is not None:
+            return self.allowed_pod_labels
+        return RESTRICTED_POD_LABELS if self.profile == "restricted" else ("*",)
 
 
 class Policy(Rules):

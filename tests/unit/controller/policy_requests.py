@@ -11,6 +11,8 @@ from kubedask_controller.policy import Policy, PolicyViolation, admit
 
 NAMESPACE = "team-a"
 TEMPLATE_KEYS = ("worker-template", "scheduler-template")
+#: Every kind of template a request carries: also a batch job's and a named worker group's.
+ALL_TEMPLATE_KEYS = (*TEMPLATE_KEYS, "job-template", "worker-template.gpu")
 BASE_SPEC: dict[str, Any] = {"containers": [{"name": "w", "image": "ghcr.io/dask/dask:latest"}]}
 
 
@@ -29,16 +31,20 @@ def security(**context: Any) -> dict[str, Any]:
 
 
 def request(spec: dict[str, Any], key: str = "worker-template", annotations: dict[str, str] | None = None,
-            **data: Any) -> ClusterRequest:
-    """A request carrying ``spec`` in the template ``key`` (the other template, if any, stays plain)."""
+            labels: dict[str, str] | None = None, **data: Any) -> ClusterRequest:
+    """A request carrying ``spec`` (and the metadata given) in the template ``key``, one of
+    :data:`ALL_TEMPLATE_KEYS`; the worker template, if it is not ``key``, stays plain."""
     template: dict[str, Any] = {"spec": spec}
-    if annotations:
-        template["metadata"] = {"annotations": annotations}
+    metadata = {name: value for name, value in (("annotations", annotations), ("labels", labels)) if value}
+    if metadata:
+        template["metadata"] = metadata
+    workers = data.pop("workers", 1)
     if key == "worker-template":
-        values = build_request_data(worker_template=template, workers=data.pop("workers", 1), **data)
+        values = build_request_data(worker_template=template, workers=workers, **data)
     else:
-        values = build_request_data(worker_template={"spec": BASE_SPEC}, scheduler_template=template,
-                                    workers=data.pop("workers", 1), **data)
+        where = {"scheduler-template": {"scheduler_template": template}, "job-template": {"job_template": template}
+                 }.get(key) or {"worker_groups": {key.split(".", 1)[1]: (1, template)}}
+        values = build_request_data(worker_template={"spec": BASE_SPEC}, workers=workers, **where, **data)
     return parse_request("analysis", values)
 
 

@@ -51,7 +51,9 @@ def test_what_the_builders_add_passes_the_restricted_profile() -> None:
     from kubedask_controller.policy.document import Rules
 
     rules = Rules(profile="restricted")
-    request = admit(parse_request("analysis", request_data()), Policy(profile="restricted"), NS)
+    # The shared template's label ``team`` is one restricted's default allowedPodLabels leaves out.
+    policy = Policy(profile="restricted", allowedPodLabels=("team",))
+    request = admit(parse_request("analysis", request_data()), policy, NS)
     for pod in (builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER),
                 builders.build_scheduler_pod(request, NS, OWNER)):
         spec = pod["spec"]

@@ -187,7 +187,8 @@ def test_every_groups_template_goes_through_the_policy() -> None:
 
 
 def test_the_restricted_profile_fills_every_groups_template() -> None:
-    admitted = admit(parse_request("analysis", grouped(gpu=1)), Policy(profile="restricted"), "team-a")
+    policy = Policy(profile="restricted", allowedPodLabels=("team",))  # the shared template's label
+    admitted = admit(parse_request("analysis", grouped(gpu=1)), policy, "team-a")
     assert admitted.group_template("gpu").spec["securityContext"]["runAsNonRoot"] is True
     assert admitted.worker_groups[0].workers == 1
 

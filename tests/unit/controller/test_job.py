@@ -70,7 +70,9 @@ def test_the_policy_checks_the_job_template_like_the_others() -> None:
     with pytest.raises(PolicyViolation) as err:
         admit(request(privileged), Policy(), "team-a")
     assert err.value.key == "job-template" and "privileged" in str(err.value)
-    admitted = admit(request(), Policy(profile="restricted"), "team-a")
+    # The template's label and annotation are ones restricted's defaults leave out.
+    policy = Policy(profile="restricted", allowedPodLabels=("team",), allowedPodAnnotations=("note",))
+    admitted = admit(request(), policy, "team-a")
     assert admitted.job_template is not None
     assert admitted.job_template.spec["securityContext"]["runAsNonRoot"] is True
 
