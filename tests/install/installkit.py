@@ -51,6 +51,8 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
         "allowedRuntimeClasses": ["gvisor"],
         "allowResourceClaims": True,
         "allowedServiceTypes": ["ClusterIP", "LoadBalancer"],
+        "allowedPodAnnotations": ["prometheus.io/*", "vault.hashicorp.com/agent-inject"],
+        "allowedPodLabels": ["*", "sidecar.istio.io/inject"],
         "maxWorkers": 200,
         "maxClustersPerNamespace": 5,
         "maxWorkersPerNamespace": 400,
