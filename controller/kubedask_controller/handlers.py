@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -33,6 +34,22 @@ OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 OWNED_KINDS = (("v1", "pods"), ("v1", "services"), ("policy/v1", "poddisruptionbudgets"))
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Kopf builds every event's "essence" (a deep copy of the body, and one more when it strips its own
+    progress from it) to diff it with the last handled one, for create/update handlers. The controller has
+    on.event handlers only and never asks for a diff, so nothing is built or stored: at 1,000 pods
+    starting that was a third of the controller's CPU."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     # Server-side filtering: unrelated ConfigMaps and pods are never listed or watched.
     settings.watching.label_selectors["v1", "configmaps"] = REQUEST_SELECTOR
@@ -45,6 +62,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.connect_timeout = 30
     # Kopf would turn per-object log lines into Events (writes); the controller posts its own Events.
     settings.posting.enabled = False
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Several replicas are coordinated by a Lease (leader.py), not by Kopf's peering CRDs.
     settings.peering.standalone = True
     settings.networking.request_timeout = 60

@@ -88,9 +88,9 @@ class Kube:
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await self._send(None, fn, *args, **kwargs)
 
-    async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _write(self, fn: Callable[..., Any], *args: Any, raw: bool = False, **kwargs: Any) -> Any:
         """A call that changes what the cluster runs: :attr:`write_guard` may stop it until it is sent."""
-        return await self._send(self.write_guard, fn, *args, **kwargs)
+        return await self._send(self.write_guard, fn, *args, raw=raw, **kwargs)
 
     async def _send(self, guard: Callable[[], None] | None, fn: Callable[..., Any], *args: Any,
                     raw: bool = False, **kwargs: Any) -> Any:
@@ -142,8 +142,8 @@ class Kube:
     # --- writes ---
     async def create_pod(self, manifest: Manifest) -> bool:
         """Create a pod; False if it already exists (a previous attempt got through)."""
-        created = await _false_if_exists(
-            self._write(self.core.create_namespaced_pod, manifest["metadata"]["namespace"], manifest))
+        created = await _false_if_exists(  # raw: the created pod is not read (the watch reports it)
+            self._write(self.core.create_namespaced_pod, manifest["metadata"]["namespace"], manifest, raw=True))
         if created:
             metrics.PODS_CREATED.inc()
         return created

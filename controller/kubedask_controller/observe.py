@@ -8,7 +8,7 @@ left over from an earlier request of the same name awaits the garbage collector)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from kubedask.spec import (
@@ -89,24 +89,35 @@ def name_conflict(kind: str, obj: Body | None, cluster: str, uid: str | None) ->
     return f"{kind} {name} exists and is not owned by this request; delete or rename it", False
 
 
+class PodFacts(NamedTuple):
+    """What :func:`observe` reads of one pod (a view may keep them, computed once per pod version)."""
+
+    component: str | None
+    owned: bool
+    info: PodInfo
+
+
+def pod_facts(pod: Body, uid: str | None) -> PodFacts:
+    return PodFacts((pod["metadata"].get("labels") or {}).get(COMPONENT_LABEL), owned_by(pod, uid),
+                    PodInfo.from_manifest(pod))
+
+
 def observe(cluster: str, uid: str | None, pods: Iterable[Body], expectations: Expectations,
             service: Body | None = None, pdb: Body | None = None, *, retired: frozenset[str] = frozenset(),
-            retiring: int = 0) -> Observation:
+            retiring: int = 0, facts: Callable[[Body], PodFacts] | None = None) -> Observation:
     """``retired``: workers the scheduler has retired (to be deleted, never replaced); ``retiring``: how
-    many a retirement still in flight is taking away."""
+    many a retirement still in flight is taking away; ``facts``: :func:`pod_facts` of a pod, if known."""
     scheduler_pod: Body | None = None
     job_pod: Body | None = None
     workers: dict[str, PodInfo] = {}
     conflicts = [name_conflict("Service", service, cluster, uid),
                  name_conflict("PodDisruptionBudget", pdb, cluster, uid)]
     for pod in pods:
-        component = (pod["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
-        if not owned_by(pod, uid):
-            if (component, pod["metadata"]["name"]) in (("scheduler", scheduler_name(cluster)),
-                                                        (JOB_COMPONENT, job_name(cluster))):
+        component, owned, info = facts(pod) if facts is not None else pod_facts(pod, uid)
+        if not owned:
+            if (component, info.name) in (("scheduler", scheduler_name(cluster)), (JOB_COMPONENT, job_name(cluster))):
                 conflicts.append(name_conflict("Pod", pod, cluster, uid))
             continue
-        info = PodInfo.from_manifest(pod)
         if component == "scheduler" and info.name == scheduler_name(cluster):
             scheduler_pod = pod
         elif component == JOB_COMPONENT and info.name == job_name(cluster):

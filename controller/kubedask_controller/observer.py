@@ -20,7 +20,7 @@ With ``watched=False`` every pass reads (the unit tests' API fakes have no watch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubedask.spec import COMPONENT_LABEL, ClusterRequest, scheduler_name
@@ -29,7 +29,7 @@ from . import builders
 from .api import ClusterApi
 from .clock import Clock
 from .expectations import Expectations
-from .observe import Observation, observe, owned_by
+from .observe import Observation, PodFacts, observe, owned_by, pod_facts
 from .retirement import Retirement
 
 Body = dict[str, Any]
@@ -87,6 +87,8 @@ class Observer:
         #: Events seen while a read is in flight, by (kind, name): (deleted, object), applied after it.
         self._during_read: dict[tuple[str, str], tuple[bool, Body]] | None = None
         self._foreign = False
+        #: Each viewed pod's facts, computed once per version of it (a pass is then O(N) of lookups).
+        self._facts: dict[str, tuple[Mapping[str, Any], PodFacts]] = {}
 
     def pod_event(self, event_type: str | None, pod: Body) -> None:
         """A pod event from the watch: settles what this process expects of its pods and updates the view."""
@@ -157,8 +159,19 @@ class Observer:
         assert self.pods is not None
         pods = list(self.pods.values())
         self.retirement.forget_gone(p["metadata"]["name"] for p in pods)
+        if len(self._facts) > 2 * len(pods):
+            self._facts = {name: kept for name, kept in self._facts.items() if name in self.pods}
         seen = observe(self.name, self.uid, pods, self.expectations, self.owned.get("Service"),
-                       self.owned.get("PodDisruptionBudget"),
-                       retired=frozenset(self.retirement.retired), retiring=self.retirement.in_flight)
+                       self.owned.get("PodDisruptionBudget"), retired=frozenset(self.retirement.retired),
+                       retiring=self.retirement.in_flight, facts=self._facts_of)
         self._foreign = bool(seen.taken or seen.leftovers)  # not in the watch: read again next pass
         return seen
+
+    def _facts_of(self, pod: Mapping[str, Any]) -> PodFacts:
+        name = pod["metadata"]["name"]
+        kept = self._facts.get(name)
+        if kept is not None and kept[0] is pod:
+            return kept[1]
+        facts = pod_facts(pod, self.uid)
+        self._facts[name] = (pod, facts)
+        return facts

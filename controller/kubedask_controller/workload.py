@@ -4,6 +4,7 @@ of them, plus in-flight work). Pure data, built from listed manifests by :mod:`o
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,9 +71,17 @@ class Observed:
     #: Workers a retirement in flight is taking away (still active until the scheduler answers).
     retiring: int = 0
 
-    @property
+    # Cached: a pass asks for these many times, and a cluster can have thousands of workers.
+    @functools.cached_property
     def active_workers(self) -> list[PodInfo]:
         return [w for w in self.workers if not w.deleting and not w.done and not w.retired]
 
+    @functools.cached_property
+    def _active_by_group(self) -> dict[str, list[PodInfo]]:
+        groups: dict[str, list[PodInfo]] = {}
+        for worker in self.active_workers:
+            groups.setdefault(worker.group, []).append(worker)
+        return groups
+
     def active_in(self, group: str) -> list[PodInfo]:
-        return [w for w in self.active_workers if w.group == group]
+        return list(self._active_by_group.get(group, ()))
