@@ -52,8 +52,8 @@ def security(**context: Any) -> dict[str, Any]:
     return container(securityContext=context)
 
 
-# name -> (pod spec, template annotations, field path named in the message, policy key named)
-TEMPLATE_CASES: dict[str, tuple[dict[str, Any], dict[str, str] | None, str, str]] = {
+# name -> (pod spec, template metadata, field path named in the message, policy key named)
+TEMPLATE_CASES: dict[str, tuple[dict[str, Any], dict[str, dict[str, str]] | None, str, str]] = {
     # Pod Security baseline
     "host-process": (pod(hostNetwork=True, securityContext={"windowsOptions": {"hostProcess": True}}), None,
                      "spec.securityContext.windowsOptions.hostProcess", EXEMPT),
@@ -72,7 +72,8 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], dict[str, str] | None, str, str]
                   EXEMPT),
     "apparmor": (security(appArmorProfile={"type": "Unconfined"}), None,
                  f"{C0}.securityContext.appArmorProfile.type", EXEMPT),
-    "apparmor-annotation": (pod(), {"container.apparmor.security.beta.kubernetes.io/dask-worker": "unconfined"},
+    "apparmor-annotation": (pod(), {"annotations": {
+                                "container.apparmor.security.beta.kubernetes.io/dask-worker": "unconfined"}},
                             "metadata.annotations", EXEMPT),
     "selinux-type": (security(seLinuxOptions={"type": "spc_t"}), None, f"{C0}.securityContext.seLinuxOptions.type",
                      EXEMPT),
@@ -120,6 +121,12 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], dict[str, str] | None, str, str]
     "runtime-class": (pod(runtimeClassName=REDTEAM_CLASS), None, "spec.runtimeClassName", "allowedRuntimeClasses"),
     "resource-claim": (pod(resourceClaims=[{"name": "gpu", "resourceClaimName": "gpu"}]), None,
                        "spec.resourceClaims", "allowResourceClaims"),
+    # What webhooks and agents act on: Vault injects secrets, Azure Workload Identity a cloud token.
+    "vault-annotation": (pod(), {"annotations": {"vault.hashicorp.com/agent-inject": "true",
+                                                 "vault.hashicorp.com/role": "db-admin"}},
+                         "metadata.annotations['vault.hashicorp.com/agent-inject']", "allowedPodAnnotations"),
+    "identity-label": (pod(), {"labels": {"azure.workload.identity/use": "true"}},
+                       "metadata.labels['azure.workload.identity/use']", "allowedPodLabels"),
 }
 
 # Requests refused for what they ask of the cluster as a whole: name -> (data, field named, key named)
@@ -159,6 +166,8 @@ def after_policy(ns: dict[str, str]) -> dict[str, Any]:
             "allowNodeName": True, "allowedTolerations": ["*"], "allowedPriorityClasses": [REDTEAM_CLASS],
             "allowedRuntimeClasses": [REDTEAM_CLASS], "allowResourceClaims": True,
             "allowedServiceTypes": ["ClusterIP", "NodePort"], "maxWorkers": 3, "minAdaptInterval": 0.5,
+            "allowedPodAnnotations": ["vault.hashicorp.com/*"],
+            "allowedPodLabels": ["*", "azure.workload.identity/use"],
             # The red team holds more clusters than the default 50 a namespace may have.
             "maxClustersPerNamespace": 100},
         ns["restricted"]: {
@@ -234,10 +243,10 @@ def submit(core: kubernetes.client.CoreV1Api, namespace: str, name: str, **kwarg
 
 def template_requests() -> Iterator[tuple[str, str, dict[str, Any], str, str]]:
     """(request name, template key, request kwargs, field path, policy key) for both templates."""
-    for case, (spec, notes, path, key) in TEMPLATE_CASES.items():
+    for case, (spec, metadata, path, key) in TEMPLATE_CASES.items():
         template: dict[str, Any] = {"kind": "Pod", "spec": spec}
-        if notes:
-            template["metadata"] = {"annotations": notes}
+        if metadata:
+            template["metadata"] = metadata
         yield f"{case}-w", "worker-template", {"worker_template": template}, path, key
         yield f"{case}-s", "scheduler-template", {"scheduler_template": template}, path, key
 
