@@ -3,7 +3,7 @@
 A user who may only write ConfigMaps must gain through the controller nothing a pod creator has: the
 default refuses everything Pod Security "baseline" refuses, in every template a request carries, plus
 the deputy rules (Secrets, service accounts, volume types, node placement, classes, caps, and the
-labels and annotations other cluster components act on). Admins
+labels and annotations of pods and of the scheduler Service that other cluster components act on). Admins
 loosen it in a policy file (``--policy FILE``, the Helm ``policy:`` values), globally or per namespace::
 
     profile: restricted
@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from kubedask.spec import (
     DEFAULT_GROUP,
     KEY_ADAPT,
+    KEY_SERVICE_TEMPLATE,
     KEY_WORKER_TEMPLATE,
     KEY_WORKERS,
     AdaptSpec,
@@ -37,7 +38,7 @@ from kubedask.spec import (
     group_key,
 )
 
-from . import deputy, metadata, pss
+from . import deputy, metadata, pss, service
 from .document import Policy, Rules, key_of, load_policy
 from .findings import Refusal, show
 from .restricted import fill_defaults
@@ -151,4 +152,7 @@ def _request_refusals(request: ClusterRequest, rules: Rules, usage: NamespaceUsa
             "scheduler-service-type", service_type, "a scheduler Service of this type is reachable from outside "
             "the cluster, and a Dask scheduler runs any code sent to it", key_of("allowed_service_types"),
             f"add {show(service_type)} to")
+    if request.deploy_mode == "remote" and request.scheduler_service is not None:
+        # Controllers outside the namespace act on the Service's metadata (DNS names, load balancers).
+        yield from ((KEY_SERVICE_TEMPLATE, r) for r in service.check(request.scheduler_service, rules))
 

@@ -37,6 +37,9 @@ DEFAULT_POD_ANNOTATIONS = ("prometheus.io/*", "kubectl.kubernetes.io/default-con
                            "cluster-autoscaler.kubernetes.io/safe-to-evict", "user.kubedask.io/*")
 #: ``allowedPodLabels`` under ``restricted`` when the policy does not set it (``"*"`` under the others).
 RESTRICTED_POD_LABELS = ("user.kubedask.io/*",)
+#: Scheduler Service annotations allowed by default: only the users' own domain. Nearly every other one is read
+#: by a controller that acts outside the namespace (DNS records, cloud load balancers, address pools).
+DEFAULT_SERVICE_ANNOTATIONS = ("user.kubedask.io/*",)
 
 
 class Rules(BaseModel):
@@ -62,12 +65,17 @@ class Rules(BaseModel):
     allowed_pod_annotations: tuple[str, ...] = Field(default=DEFAULT_POD_ANNOTATIONS, alias="allowedPodAnnotations")
     #: None: the profile's default (:meth:`pod_labels`).
     allowed_pod_labels: tuple[str, ...] | None = Field(default=None, alias="allowedPodLabels")
+    allowed_service_annotations: tuple[str, ...] = Field(default=DEFAULT_SERVICE_ANNOTATIONS,
+                                                         alias="allowedServiceAnnotations")
+    #: None: the profile's default, as for pod labels (:meth:`service_labels`).
+    allowed_service_labels: tuple[str, ...] | None = Field(default=None, alias="allowedServiceLabels")
     max_workers: int = Field(default=1000, ge=0, alias="maxWorkers")
     max_clusters_per_namespace: int = Field(default=50, ge=0, alias="maxClustersPerNamespace")
     max_workers_per_namespace: int = Field(default=2000, ge=0, alias="maxWorkersPerNamespace")
     min_adapt_interval: float = Field(default=2.0, ge=0, alias="minAdaptInterval")
 
-    @field_validator("allowed_pod_annotations", "allowed_pod_labels")
+    @field_validator("allowed_pod_annotations", "allowed_pod_labels", "allowed_service_annotations",
+                     "allowed_service_labels")
     @classmethod
     def _key_patterns(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         for pattern in value or ():
@@ -84,6 +92,15 @@ class Rules(BaseModel):
         """The effective ``allowedPodLabels``: as set, else the profile's default."""
         if self.allowed_pod_labels is not None:
             return self.allowed_pod_labels
+        return self._labels_default()
+
+    def service_labels(self) -> tuple[str, ...]:
+        """The effective ``allowedServiceLabels``: as set, else the profile's default (that of pod labels)."""
+        if self.allowed_service_labels is not None:
+            return self.allowed_service_labels
+        return self._labels_default()
+
+    def _labels_default(self) -> tuple[str, ...]:
         return RESTRICTED_POD_LABELS if self.profile == "restricted" else ("*",)
 
 

@@ -5,12 +5,12 @@ mesh sidecar is skipped); only those known to grant nothing pass by default (``a
 Labels select a pod into Services, NetworkPolicies and webhooks; any passes under ``baseline`` (the classic
 ``worker-spec.yml`` carries ``foo: bar``) except the keys below, which a ``"*"`` entry does not cover: an
 admin must name each (``allowedPodLabels``). The AppArmor and seccomp annotations are Pod Security's to
-decide (:mod:`.pss`).
+decide (:mod:`.pss`). :func:`refused_keys` is shared with the scheduler Service's check (:mod:`.service`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from kubedask.spec import PodTemplate
 
@@ -18,8 +18,8 @@ from .document import Rules, key_of
 from .findings import Refusal, show
 from .pss import APPARMOR_ANNOTATION, SECCOMP_ANNOTATIONS
 
-_MESH = "it opts the pod into or out of the service mesh, whose policy guards the namespace's traffic"
-_OWN = "the controller finds and tells apart its own pods by keys of this domain"
+MESH = "it opts the pod into or out of the service mesh, whose policy guards the namespace's traffic"
+OWN = "the controller finds and tells apart its own objects by keys of this domain"
 _IDENTITY = "an admission webhook would inject cloud credentials into the pod"
 
 #: Label keys (a trailing ``*``: a prefix) refused unless an allowlist entry names them, with why.
@@ -27,25 +27,24 @@ SENSITIVE_POD_LABELS: dict[str, str] = {
     "azure.workload.identity/use": _IDENTITY,
     "aadpodidbinding": "AAD Pod Identity would hand the pod the Azure identity bound to that value",
     "admission.datadoghq.com/enabled": "the Datadog admission webhook would inject configuration into the pod",
-    "sidecar.istio.io/inject": _MESH,
-    "istio.io/rev": _MESH,
-    "istio-injection": _MESH,
-    "istio.io/dataplane-mode": _MESH,
-    "istio.io/use-waypoint": _MESH,
-    "security.istio.io/tlsMode": _MESH,
-    "app.kubernetes.io/managed-by": _OWN,
-    "kubedask.io/*": _OWN,
-    "dask.org/*": _OWN,
+    "sidecar.istio.io/inject": MESH,
+    "istio.io/rev": MESH,
+    "istio-injection": MESH,
+    "istio.io/dataplane-mode": MESH,
+    "istio.io/use-waypoint": MESH,
+    "security.istio.io/tlsMode": MESH,
+    "app.kubernetes.io/managed-by": OWN,
+    "kubedask.io/*": OWN,
+    "dask.org/*": OWN,
 }
-#: Annotation keys a ``"*"`` entry does not cover either: the controller writes and reads these on its pods.
-RESERVED_POD_ANNOTATIONS = ("kubedask.io/*", "dask.org/*")
+#: Annotation keys a ``"*"`` entry does not cover either: the controller writes and reads these on its objects.
+RESERVED_ANNOTATIONS: dict[str, str] = {"kubedask.io/*": OWN, "dask.org/*": OWN}
 # Why a known annotation is refused; others get the general reason.
 _ANNOTATION_WHY = (
     ("vault.hashicorp.com/", "the Vault agent injector would put Vault secrets into the pod"),
     ("iam.amazonaws.com/", "kube2iam or kiam would hand the pod that AWS role's credentials"),
-    ("sidecar.istio.io/", _MESH), ("traffic.sidecar.istio.io/", _MESH), ("proxy.istio.io/", _MESH),
-    ("linkerd.io/", _MESH), ("config.linkerd.io/", _MESH), ("config.alpha.linkerd.io/", _MESH),
-    ("kubedask.io/", _OWN), ("dask.org/", _OWN),
+    ("sidecar.istio.io/", MESH), ("traffic.sidecar.istio.io/", MESH), ("proxy.istio.io/", MESH),
+    ("linkerd.io/", MESH), ("config.linkerd.io/", MESH), ("config.alpha.linkerd.io/", MESH),
 )
 _ANNOTATIONS = ("other cluster components act on pod annotations (secret injection, cloud credentials, "
                 "mesh bypass), and this one is not known to grant nothing")
@@ -59,27 +58,30 @@ def matches(key: str, pattern: str) -> bool:
 
 
 def check(template: PodTemplate, rules: Rules) -> Iterator[Refusal]:
-    for name, value in template.annotations.items():
-        if name.startswith((APPARMOR_ANNOTATION, *SECCOMP_ANNOTATIONS)):
+    annotations = {name: value for name, value in template.annotations.items()
+                   if not name.startswith((APPARMOR_ANNOTATION, *SECCOMP_ANNOTATIONS))}
+    yield from refused_keys("annotations", annotations, rules.allowed_pod_annotations, "allowed_pod_annotations",
+                            RESERVED_ANNOTATIONS, _ANNOTATION_WHY, _ANNOTATIONS)
+    yield from refused_keys("labels", template.labels, rules.pod_labels(), "allowed_pod_labels",
+                            SENSITIVE_POD_LABELS, (), _LABELS)
+
+
+def refused_keys(part: str, keys: Mapping[str, str], allowlist: tuple[str, ...], field: str,
+                 guarded: Mapping[str, str], known: tuple[tuple[str, str], ...], general: str
+                 ) -> Iterator[Refusal]:
+    """A refusal for each of the ``keys`` (of ``metadata.<part>``) that ``allowlist`` (policy ``field``) does
+    not allow. A key matching a ``guarded`` pattern passes only by that pattern or its own name (not ``"*"``
+    nor another prefix), refused with the guard's reason; others with the first ``known`` prefix's, else
+    ``general``."""
+    for name, value in keys.items():
+        guard = next((pattern for pattern in guarded if matches(name, pattern)), None)
+        if guard is None:
+            if any(matches(name, pattern) for pattern in allowlist):
+                continue
+            why = next((w for prefix, w in known if name.startswith(prefix)), general)
+        elif name in allowlist or guard in allowlist:
             continue
-        reserved = next((p for p in RESERVED_POD_ANNOTATIONS if matches(name, p)), None)
-        if not _allowed(name, reserved, rules.allowed_pod_annotations):
-            why = next((w for prefix, w in _ANNOTATION_WHY if name.startswith(prefix)), _ANNOTATIONS)
-            yield _refusal(f"metadata.annotations[{name!r}]", name, value, why + (_NOT_STAR if reserved else ""),
-                           "allowed_pod_annotations")
-    for name, value in template.labels.items():
-        sensitive = next((p for p in SENSITIVE_POD_LABELS if matches(name, p)), None)
-        if not _allowed(name, sensitive, rules.pod_labels()):
-            why = SENSITIVE_POD_LABELS[sensitive] + _NOT_STAR if sensitive else _LABELS
-            yield _refusal(f"metadata.labels[{name!r}]", name, value, why, "allowed_pod_labels")
-
-
-def _allowed(name: str, guarded_by: str | None, allowlist: tuple[str, ...]) -> bool:
-    """Whether ``allowlist`` allows key ``name``; a guarded key only by the key itself or its guard pattern."""
-    if guarded_by is None:
-        return any(matches(name, pattern) for pattern in allowlist)
-    return name in allowlist or guarded_by in allowlist
-
-
-def _refusal(path: str, name: str, value: str, why: str, field: str) -> Refusal:
-    return Refusal(path, value, why, key_of(field), f"add {show(name)} to", fix="Remove it")
+        else:
+            why = guarded[guard] + _NOT_STAR
+        yield Refusal(f"metadata.{part}[{name!r}]", value, why, key_of(field), f"add {show(name)} to",
+                      fix="Remove it")

@@ -103,7 +103,8 @@ def test_defaults_are_those_of_the_documented_format() -> None:
         "maxWorkersPerNamespace": 2000, "minAdaptInterval": 2.0,
         "allowedPodAnnotations": ("prometheus.io/*", "kubectl.kubernetes.io/default-container",
                                   "cluster-autoscaler.kubernetes.io/safe-to-evict", "user.kubedask.io/*"),
-        "allowedPodLabels": None, "namespaces": {},
+        "allowedPodLabels": None, "allowedServiceAnnotations": ("user.kubedask.io/*",), "allowedServiceLabels": None,
+        "namespaces": {},
     }
 
 

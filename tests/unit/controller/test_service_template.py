@@ -57,10 +57,13 @@ def test_a_type_in_the_template_must_agree_with_scheduler_service_type() -> None
         request({"spec": {"type": "NodePort"}}, **{"scheduler-service-type": "ClusterIP"})
 
 
-def test_the_policy_checks_the_templates_service_type() -> None:
+def test_the_policy_checks_the_templates_service_type_and_annotations() -> None:
     with pytest.raises(PolicyViolation, match="LoadBalancer"):
-        admit(request(), Policy(), "team-a")
-    admit(request(), Policy(allowed_service_types=["ClusterIP", "LoadBalancer"]), "team-a")
+        admit(request(), Policy(allowedServiceAnnotations=["lb.example/internal"]), "team-a")
+    with pytest.raises(PolicyViolation, match="allowedServiceAnnotations"):
+        admit(request(), Policy(allowed_service_types=["ClusterIP", "LoadBalancer"]), "team-a")
+    admit(request(), Policy(allowed_service_types=["ClusterIP", "LoadBalancer"],
+                            allowedServiceAnnotations=["lb.example/internal"]), "team-a")
 
 
 def test_a_service_as_built_needs_no_patch_and_an_edit_is_patched_live() -> None:
