@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_harness import SIMULATED_TEMPLATE, Cluster, ControllerProcess, dump, running_controller, wait_for
+from controller_harness import (
+    SIMULATED_NODES_POLICY,
+    SIMULATED_TEMPLATE,
+    Cluster,
+    ControllerProcess,
+    dump,
+    running_controller,
+    wait_for,
+)
 from kubedask.spec import build_request_configmap, build_request_data
 
 TEAM = "user.kubedask.io/team"
@@ -19,7 +27,10 @@ APPLIED = "kubedask.io/applied-keys"
 
 @pytest.fixture
 def controller(kubeconfig: str, namespace: str, tmp_path: Path) -> Iterator[ControllerProcess]:
-    yield from running_controller(kubeconfig, [namespace], tmp_path)
+    # The admin allows the annotations the templates use (Service annotations are allowlisted).
+    policy = {**SIMULATED_NODES_POLICY,
+              "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/*", "keep.example.com/*"]}
+    yield from running_controller(kubeconfig, [namespace], tmp_path, policy=policy)
 
 
 @pytest.fixture

@@ -104,7 +104,9 @@ def test_a_group_template_refused_by_the_policy_fails_the_request_with_the_key(
 
 def test_a_scheduler_service_template_reaches_the_service_and_follows_live_edits(
         kubeconfig: str, namespace: str, tmp_path: Path, cluster: Cluster, kubectl: Callable[..., str]) -> None:
-    policy = {**SIMULATED_NODES_POLICY, "allowedServiceTypes": ["ClusterIP", "LoadBalancer"]}
+    # The admin allows the load balancer annotation the template uses (Service annotations are allowlisted).
+    policy = {**SIMULATED_NODES_POLICY, "allowedServiceTypes": ["ClusterIP", "LoadBalancer"],
+              "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/internal"]}
     template = {"metadata": {"annotations": {"lb.example.com/internal": "true"}, "labels": {"team": "a"}},
                 "spec": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]}}
     for _ in running_controller(kubeconfig, [namespace], tmp_path, policy=policy):
