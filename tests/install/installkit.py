@@ -53,6 +53,8 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
         "allowedServiceTypes": ["ClusterIP", "LoadBalancer"],
         "allowedPodAnnotations": ["prometheus.io/*", "vault.hashicorp.com/agent-inject"],
         "allowedPodLabels": ["*", "sidecar.istio.io/inject"],
+        "allowedServiceAnnotations": ["user.kubedask.io/*", "service.beta.kubernetes.io/aws-load-balancer-internal"],
+        "allowedServiceLabels": ["*", "mirror.linkerd.io/exported"],
         "maxWorkers": 200,
         "maxClustersPerNamespace": 5,
         "maxWorkersPerNamespace": 400,
