@@ -1,7 +1,8 @@
 """The scheduler Service's annotations on the real API server: a request whose ``scheduler-service-template``
 asks external-dns for a DNS name is refused (phase Failed, the message naming the key, why and the policy key,
 a Warning Event, no Service and no pod) while one with a ``user.kubedask.io/`` annotation runs; once the admin
-allowlists the annotation for the namespace, the restarted controller creates the Service carrying it.
+allowlists the annotation for the namespace, the restarted controller creates the Service carrying it, and a
+live edit adding another refused annotation fails the request again.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from controller_harness import SIMULATED_NODES_POLICY, Cluster, running_controller, wait_for
+from controller_harness import SIMULATED_NODES_POLICY, Cluster, dump, running_controller, wait_for
 
 DNS = "external-dns.alpha.kubernetes.io/hostname"
 FIELD = f"scheduler-service-template: metadata.annotations[{DNS!r}]"
@@ -55,3 +56,13 @@ def test_an_external_dns_annotation_is_refused_until_the_admin_allowlists_it_for
         assert service.metadata.annotations["user.kubedask.io/owner"] == "ana"
         cluster.wait_workers("dns", 1, timeout=120)
         wait_for("dns to leave phase Failed", lambda: (s := cluster.status("dns")) is not None and s.phase != "Failed")
+
+        # A live edit is checked too: an annotation the namespace was not given fails the request, and never
+        # reaches the Service.
+        pool = "metallb.universe.tf/address-pool"
+        cluster.patch_data("dns", {"scheduler-service-template": dump(
+            {"metadata": {"annotations": {DNS: "dask.example.com", pool: "public"}}})})
+        status = cluster.wait_phase("dns", "Failed")
+        assert status.message.startswith(f"policy violation in scheduler-service-template: metadata.annotations"
+                                         f"[{pool!r}]"), status.message
+        assert pool not in (service_of(cluster, "dns").metadata.annotations or {})
