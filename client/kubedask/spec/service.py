@@ -2,7 +2,10 @@
 
 Cloud users need annotations (an internal load balancer), source ranges and labels on the Service; the
 rest of the Service stays the controller's (above all the selector: a selector chosen by a request could
-route the scheduler's address to any pod of the namespace). Example::
+route the scheduler's address to any pod of the namespace). Parsing here checks the shape only; which
+labels and annotations a request may set is the controller's policy (``allowedServiceAnnotations``,
+``allowedServiceLabels``: a load balancer annotation like the one below needs an admin's allowance).
+Example::
 
     >>> template = parse_service_template('''
     ... metadata: {annotations: {networking.gke.io/load-balancer-type: Internal}}
