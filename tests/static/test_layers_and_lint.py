@@ -39,3 +39,13 @@ def test_git_tracks_nothing_that_gitignore_excludes() -> None:
     proc = subprocess.run(["git", "ls-files", "--cached", "--ignored", "--exclude-standard"], cwd=REPO,
                           capture_output=True, text=True, check=True)
     assert proc.stdout.split() == [], f"tracked although .gitignore excludes them: {proc.stdout.split()}"
+
+
+def test_test_modules_have_unique_names() -> None:
+    """The test directories are not packages, so pytest imports each test module by its file name: two
+    files of one name in different directories stop the whole suite at collection."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert clashes == {}, f"rename one of each: {clashes}"
