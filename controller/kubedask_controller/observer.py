@@ -105,11 +105,16 @@ class Observer:
     def _apply(self, kind: str, deleted: bool, obj: Body) -> None:
         if self._during_read is not None:
             self._during_read[kind, obj["metadata"]["name"]] = (deleted, obj)
-        if kind == "Pod":
-            if self.pods is not None:
-                self._apply_pod(self.pods, deleted, obj)
-        elif kind in self.owned and _newer(obj, self.owned[kind]):
-            self.owned[kind] = None if deleted else obj
+        if kind != "Pod":
+            self._apply_owned(self.owned, kind, deleted, obj)
+        elif self.pods is not None:
+            self._apply_pod(self.pods, deleted, obj)
+
+    @staticmethod
+    def _apply_owned(owned: dict[str, Body | None], kind: str, deleted: bool, obj: Body) -> None:
+        """The Service or PDB in ``owned`` follows ``obj`` unless it is older (kinds not viewed are left)."""
+        if kind in owned and _newer(obj, owned[kind]):
+            owned[kind] = None if deleted else obj
 
     @staticmethod
     def _apply_pod(pods: dict[str, Body], deleted: bool, pod: Body) -> None:
@@ -143,8 +148,8 @@ class Observer:
         for (kind, _), (deleted, obj) in during.items():
             if kind == "Pod":
                 self._apply_pod(view, deleted, obj)
-            elif kind in owned and _newer(obj, owned[kind]):
-                owned[kind] = None if deleted else obj
+            else:
+                self._apply_owned(owned, kind, deleted, obj)
         self.pods, self.owned = view, owned
 
     async def _get(self, request: ClusterRequest, get: Callable[[str, str], Any]) -> Body | None:
