@@ -18,7 +18,6 @@ from .api import Host
 from .executor import Executor, NameTaken, Rejected
 from .expectations import Expectations
 from .job_runner import JobRunner
-from .labelling import labelled
 from .observe import Observation, reachable_scheduler_ip, relevant
 from .observer import Observer
 from .passes import run_passes
@@ -98,7 +97,6 @@ class RequestDriver:
             metrics.RECONCILES.labels(result="invalid").inc()
             await self.reporter.failed(str(request), self._view.spec, "InvalidRequest")
             return None  # nothing to do until the request (or the usage of a namespace cap) changes
-        request = labelled(request, self.body["metadata"].get("labels"))  # user.kubedask.io/ labels
         seen = await self.observer.observe(request)
         if request.job_template is not None:
             final = await self.job.final(request, seen, parse_status(self.body["metadata"].get("annotations")))
@@ -147,8 +145,10 @@ class RequestDriver:
         return self.settings.name_taken_retry if taken else self.settings.settle_delay
 
     def admission(self, usage: NamespaceUsage) -> ClusterRequest | RequestError:
-        """The request as admitted while older requests of the namespace hold ``usage``, or why not."""
-        return self._admission.of(self.body.get("data") or {}, self._view.spec, usage)
+        """The request as admitted while older requests of the namespace hold ``usage``, carrying its
+        ``user.kubedask.io/`` labels (every pass works on the labelled request), or why not."""
+        return self._admission.of(self.body.get("data") or {}, self._view.spec, self.body["metadata"].get("labels"),
+                                  usage)
 
     def _set_claim(self, claim: int | None) -> None:
         if claim != self.claim:
