@@ -1,7 +1,8 @@
 """The policy document: what admins write (YAML/JSON, camelCase keys), validated once at startup.
 
 The global keys apply to every served namespace; ``namespaces: {team-a: {...}}`` replaces any of them for
-one namespace. :meth:`Policy.for_namespace` gives the effective :class:`Rules` the checks read.
+one namespace. :meth:`Policy.for_namespace` gives the effective :class:`Rules` the checks read. Every
+allowlist's default is closed: what a user may ask for beyond it is an admin's explicit choice.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ DEFAULT_VOLUME_TYPES = ("emptyDir", "configMap", "downwardAPI")
 #: cluster autoscaler deciding whether it may evict the pod, and a domain nothing else trusts.
 DEFAULT_POD_ANNOTATIONS = ("prometheus.io/*", "kubectl.kubernetes.io/default-container",
                            "cluster-autoscaler.kubernetes.io/safe-to-evict", "user.kubedask.io/*")
-#: ``allowedPodLabels`` under ``restricted`` when the policy does not set it (``"*"`` under the others).
-RESTRICTED_POD_LABELS = ("user.kubedask.io/*",)
+#: Pod and Service label keys allowed by default, under every profile: only the users' own domain. Labels
+#: select pods into Services and NetworkPolicies (``run: payments`` receives another app's traffic), so
+#: a key like any other would be a grant nobody chose.
+DEFAULT_LABELS = ("user.kubedask.io/*",)
 #: Scheduler Service annotations allowed by default: only the users' own domain. Nearly every other one is read
 #: by a controller that acts outside the namespace (DNS records, cloud load balancers, address pools).
 DEFAULT_SERVICE_ANNOTATIONS = ("user.kubedask.io/*",)
@@ -63,22 +66,27 @@ class Rules(BaseModel):
     allow_resource_claims: bool = Field(default=False, alias="allowResourceClaims")
     allowed_service_types: tuple[ServiceType, ...] = Field(default=("ClusterIP",), alias="allowedServiceTypes")
     allowed_pod_annotations: tuple[str, ...] = Field(default=DEFAULT_POD_ANNOTATIONS, alias="allowedPodAnnotations")
-    #: None: the profile's default (:meth:`pod_labels`).
-    allowed_pod_labels: tuple[str, ...] | None = Field(default=None, alias="allowedPodLabels")
+    allowed_pod_labels: tuple[str, ...] = Field(default=DEFAULT_LABELS, alias="allowedPodLabels")
     allowed_service_annotations: tuple[str, ...] = Field(default=DEFAULT_SERVICE_ANNOTATIONS,
                                                          alias="allowedServiceAnnotations")
-    #: None: the profile's default, as for pod labels (:meth:`service_labels`).
-    allowed_service_labels: tuple[str, ...] | None = Field(default=None, alias="allowedServiceLabels")
+    allowed_service_labels: tuple[str, ...] = Field(default=DEFAULT_LABELS, alias="allowedServiceLabels")
     max_workers: int = Field(default=1000, ge=0, alias="maxWorkers")
     max_clusters_per_namespace: int = Field(default=50, ge=0, alias="maxClustersPerNamespace")
     max_workers_per_namespace: int = Field(default=2000, ge=0, alias="maxWorkersPerNamespace")
     min_adapt_interval: float = Field(default=2.0, ge=0, alias="minAdaptInterval")
 
+    @field_validator("allowed_pod_labels", "allowed_service_labels", mode="before")
+    @classmethod
+    def _null_labels(cls, value: Any) -> Any:
+        # Earlier manifests and Helm values wrote null for "the profile's default" (then "*" under baseline):
+        # such a policy keeps starting, with the one closed default.
+        return DEFAULT_LABELS if value is None else value
+
     @field_validator("allowed_pod_annotations", "allowed_pod_labels", "allowed_service_annotations",
                      "allowed_service_labels")
     @classmethod
-    def _key_patterns(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        for pattern in value or ():
+    def _key_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
             if not pattern or "*" in pattern[:-1]:
                 # A "*" anywhere else would silently match nothing (it is not a glob).
                 raise ValueError(f"{pattern!r} is not a key pattern: give an exact key, a prefix ending in "
@@ -87,21 +95,6 @@ class Rules(BaseModel):
 
     def exempt(self, control: str) -> bool:
         return control in self.pod_security_exemptions
-
-    def pod_labels(self) -> tuple[str, ...]:
-        """The effective ``allowedPodLabels``: as set, else the profile's default."""
-        if self.allowed_pod_labels is not None:
-            return self.allowed_pod_labels
-        return self._labels_default()
-
-    def service_labels(self) -> tuple[str, ...]:
-        """The effective ``allowedServiceLabels``: as set, else the profile's default (that of pod labels)."""
-        if self.allowed_service_labels is not None:
-            return self.allowed_service_labels
-        return self._labels_default()
-
-    def _labels_default(self) -> tuple[str, ...]:
-        return RESTRICTED_POD_LABELS if self.profile == "restricted" else ("*",)
 
 
 class Policy(Rules):

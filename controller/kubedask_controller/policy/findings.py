@@ -31,9 +31,10 @@ class Refusal:
         return f"{where}: {self.path} is {show(self.value)} (policy key {self.key})"
 
     def message(self, where: str, namespace: str) -> str:
+        # Where the admin makes the change too: users rarely know how their controller was installed.
         return (f"policy violation in {where}: {self.path} is {show(self.value)}: {self.why}. {self.fix}, or "
-                f"ask an admin to {self.change} policy key {self.key} (for namespace {namespace} only: "
-                f"namespaces.{namespace}.{self.key})")
+                f"ask an admin to {self.change} policy key {self.key} (in the policy ConfigMap, Helm value "
+                f"policy.{self.key}; for namespace {namespace} only: namespaces.{namespace}.{self.key})")
 
 
 def add_to(key: str, item: Any) -> tuple[str, str]:

@@ -2,10 +2,12 @@
 
 Annotations opt a pod into webhooks and agents (Vault injects secrets, kube2iam hands out cloud roles, a
 mesh sidecar is skipped); only those known to grant nothing pass by default (``allowedPodAnnotations``).
-Labels select a pod into Services, NetworkPolicies and webhooks; any passes under ``baseline`` (the classic
-``worker-spec.yml`` carries ``foo: bar``) except the keys below, which a ``"*"`` entry does not cover: an
-admin must name each (``allowedPodLabels``). The AppArmor and seccomp annotations are Pod Security's to
-decide (:mod:`.pss`). :func:`refused_keys` is shared with the scheduler Service's check (:mod:`.service`).
+Labels select a pod into Services (``run: payments`` receives that Service's traffic), NetworkPolicies and
+webhooks; under every profile only ``user.kubedask.io/*`` passes by default (``allowedPodLabels``), so the
+classic ``worker-spec.yml``'s ``foo: bar`` is refused with both fixes (rename it into that domain, or ask an
+admin to allow ``foo``). The keys below are refused even when an admin allows ``"*"``: each must be named.
+The AppArmor and seccomp annotations are Pod Security's to decide (:mod:`.pss`). :func:`refused_keys` is
+shared with the scheduler Service's check (:mod:`.service`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,10 @@ _ANNOTATION_WHY = (
 )
 _ANNOTATIONS = ("other cluster components act on pod annotations (secret injection, cloud credentials, "
                 "mesh bypass), and this one is not known to grant nothing")
-_LABELS = "labels select pods into Services, NetworkPolicies and webhooks, and this key is not allowed"
+_LABELS = ("labels select pods into Services and NetworkPolicies (a pod labelled like another app's receives its "
+           "traffic and passes its network rules) and webhooks act on them, and this key is not allowed")
+#: The users' own label domain, allowed by default: a refused plain label can move there.
+USER_DOMAIN = "user.kubedask.io/"
 _NOT_STAR = "; a '*' entry does not cover this key"
 
 
@@ -62,26 +67,30 @@ def check(template: PodTemplate, rules: Rules) -> Iterator[Refusal]:
                    if not name.startswith((APPARMOR_ANNOTATION, *SECCOMP_ANNOTATIONS))}
     yield from refused_keys("annotations", annotations, rules.allowed_pod_annotations, "allowed_pod_annotations",
                             RESERVED_ANNOTATIONS, _ANNOTATION_WHY, _ANNOTATIONS)
-    yield from refused_keys("labels", template.labels, rules.pod_labels(), "allowed_pod_labels",
-                            SENSITIVE_POD_LABELS, (), _LABELS)
+    yield from refused_keys("labels", template.labels, rules.allowed_pod_labels, "allowed_pod_labels",
+                            SENSITIVE_POD_LABELS, (), _LABELS, renamable=True)
 
 
 def refused_keys(part: str, keys: Mapping[str, str], allowlist: tuple[str, ...], field: str,
-                 guarded: Mapping[str, str], known: tuple[tuple[str, str], ...], general: str
-                 ) -> Iterator[Refusal]:
+                 guarded: Mapping[str, str], known: tuple[tuple[str, str], ...], general: str,
+                 renamable: bool = False) -> Iterator[Refusal]:
     """A refusal for each of the ``keys`` (of ``metadata.<part>``) that ``allowlist`` (policy ``field``) does
     not allow. A key matching a ``guarded`` pattern passes only by that pattern or its own name (not ``"*"``
     nor another prefix), refused with the guard's reason; others with the first ``known`` prefix's, else
-    ``general``."""
+    ``general``. ``renamable``: a key no component acts on (a label) may move to :data:`USER_DOMAIN`, and
+    the refusal says so when the allowlist would pass the new name."""
     for name, value in keys.items():
         guard = next((pattern for pattern in guarded if matches(name, pattern)), None)
+        fix = "Remove it"
         if guard is None:
             if any(matches(name, pattern) for pattern in allowlist):
                 continue
             why = next((w for prefix, w in known if name.startswith(prefix)), general)
+            renamed = USER_DOMAIN + name.rpartition("/")[2]
+            if renamable and any(matches(renamed, pattern) for pattern in allowlist):
+                fix = f"Rename it {show(renamed)} (or remove it)"
         elif name in allowlist or guard in allowlist:
             continue
         else:
             why = guarded[guard] + _NOT_STAR
-        yield Refusal(f"metadata.{part}[{name!r}]", value, why, key_of(field), f"add {show(name)} to",
-                      fix="Remove it")
+        yield Refusal(f"metadata.{part}[{name!r}]", value, why, key_of(field), f"add {show(name)} to", fix=fix)

@@ -5,8 +5,8 @@ annotation gives (a request could point a name of the organisation at its schedu
 controllers read internal vs internet-facing, security groups and TLS certificates from them, MetalLB and
 Cilium assign addresses by them. So they are allowlisted (``allowedServiceAnnotations``, by default only
 ``user.kubedask.io/*``). Labels select the Service into ServiceMonitors, BGP advertisements and mesh
-exports; like pod labels, any key passes under ``baseline`` (``allowedServiceLabels``) except the keys
-below, which an admin must name.
+exports; like pod labels, only ``user.kubedask.io/*`` passes by default under every profile
+(``allowedServiceLabels``), and the keys below pass only when an admin names them, not by ``"*"``.
 """
 
 from __future__ import annotations
@@ -51,5 +51,5 @@ _LABELS = "labels select the Service into monitors, route advertisements and mes
 def check(template: ServiceTemplate, rules: Rules) -> Iterator[Refusal]:
     yield from refused_keys("annotations", template.annotations, rules.allowed_service_annotations,
                             "allowed_service_annotations", RESERVED_ANNOTATIONS, _ANNOTATION_WHY, _ANNOTATIONS)
-    yield from refused_keys("labels", template.labels, rules.service_labels(), "allowed_service_labels",
-                            SENSITIVE_SERVICE_LABELS, (), _LABELS)
+    yield from refused_keys("labels", template.labels, rules.allowed_service_labels, "allowed_service_labels",
+                            SENSITIVE_SERVICE_LABELS, (), _LABELS, renamable=True)

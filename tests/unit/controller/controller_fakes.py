@@ -18,9 +18,10 @@ from kubedask_controller.clock import Clock
 from kubedask_controller.scheduler import RetiredWorker, SchedulerUnavailable, SchedulerWorker
 from kubernetes.client.exceptions import ApiException
 
+#: Its label is in the users' own domain, the only one the default policy allows (allowedPodLabels).
 WORKER_TEMPLATE = {
     "kind": "Pod",
-    "metadata": {"labels": {"team": "a"}},
+    "metadata": {"labels": {"user.kubedask.io/project": "a"}},
     "spec": {"containers": [{
         "name": "dask-worker", "image": "ghcr.io/dask/dask:latest",
         "args": ["dask-worker", "--nthreads", "1", "--memory-limit", "1G"],

@@ -51,8 +51,7 @@ def test_what_the_builders_add_passes_the_restricted_profile() -> None:
     from kubedask_controller.policy.document import Rules
 
     rules = Rules(profile="restricted")
-    # The shared template's label ``team`` is one restricted's default allowedPodLabels leaves out.
-    policy = Policy(profile="restricted", allowedPodLabels=("team",))
+    policy = Policy(profile="restricted")
     request = admit(parse_request("analysis", request_data()), policy, NS)
     for pod in (builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER),
                 builders.build_scheduler_pod(request, NS, OWNER)):
@@ -84,7 +83,7 @@ def test_labels_owner_and_classic_scheduling_defaults() -> None:
     request = parse_request("analysis", request_data())
     pod = builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER)
     labels = pod["metadata"]["labels"]
-    assert labels["team"] == "a"  # template labels are kept
+    assert labels["user.kubedask.io/project"] == "a"  # template labels are kept
     assert labels["app.kubernetes.io/name"] == "dask"
     assert labels["app.kubernetes.io/instance"] == "analysis"
     assert labels["app.kubernetes.io/component"] == "worker"

@@ -187,7 +187,7 @@ def test_every_groups_template_goes_through_the_policy() -> None:
 
 
 def test_the_restricted_profile_fills_every_groups_template() -> None:
-    policy = Policy(profile="restricted", allowedPodLabels=("team",))  # the shared template's label
+    policy = Policy(profile="restricted")
     admitted = admit(parse_request("analysis", grouped(gpu=1)), policy, "team-a")
     assert admitted.group_template("gpu").spec["securityContext"]["runAsNonRoot"] is True
     assert admitted.worker_groups[0].workers == 1

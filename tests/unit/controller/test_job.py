@@ -70,8 +70,9 @@ def test_the_policy_checks_the_job_template_like_the_others() -> None:
     with pytest.raises(PolicyViolation) as err:
         admit(request(privileged), Policy(), "team-a")
     assert err.value.key == "job-template" and "privileged" in str(err.value)
-    # The template's label and annotation are ones restricted's defaults leave out.
-    policy = Policy(profile="restricted", allowedPodLabels=("team",), allowedPodAnnotations=("note",))
+    # The job template's label and annotation are ones the defaults leave out: the admin allows them.
+    policy = Policy(profile="restricted", allowedPodLabels=("user.kubedask.io/*", "team"),
+                    allowedPodAnnotations=("note",))
     admitted = admit(request(), policy, "team-a")
     assert admitted.job_template is not None
     assert admitted.job_template.spec["securityContext"]["runAsNonRoot"] is True

@@ -86,7 +86,7 @@ def test_at_most_32_labels_are_copied_so_a_request_cannot_inflate_every_pod() ->
     kept = labelling.propagated_labels(many)
     assert list(kept) == [f"user.kubedask.io/l{i:03}" for i in range(labelling.MAX_PROPAGATED_LABELS)]
     pod = builders.build_worker_pod(labelled(many), NS, "analysis-worker-abcde", OWNER)
-    assert sum(k.startswith("user.kubedask.io/") for k in pod["metadata"]["labels"]) == 32
+    assert sum(k.startswith("user.kubedask.io/l") for k in pod["metadata"]["labels"]) == 32
 
 
 def test_a_request_without_prefixed_labels_is_the_request_itself() -> None:

@@ -82,9 +82,9 @@ def _make_pod_spec() -> dict[str, Any]:
 @pytest.mark.parametrize("profile", ["baseline", "restricted", "privileged"])
 def test_the_seeds_pods_run_under_every_profile(template: Any, profile: str) -> None:
     req = parse_request("analysis", build_request_data(worker_template=template(), workers=2))
-    # worker-spec.yml labels its pods foo: bar, a key restricted's default allowedPodLabels leaves out.
-    labels = ("foo",) if profile == "restricted" else None
-    admitted = admit(req, Policy(profile=profile, allowedPodLabels=labels), NAMESPACE)  # type: ignore[arg-type]
+    # worker-spec.yml labels its pods foo: bar, a key the default allowedPodLabels leaves out: the admin allows it.
+    policy = Policy(profile=profile, allowedPodLabels=("user.kubedask.io/*", "foo"))  # type: ignore[arg-type]
+    admitted = admit(req, policy, NAMESPACE)
     if profile == "restricted":
         assert admitted.worker_template.spec["securityContext"]["runAsNonRoot"] is True
 
@@ -103,7 +103,8 @@ def test_defaults_are_those_of_the_documented_format() -> None:
         "maxWorkersPerNamespace": 2000, "minAdaptInterval": 2.0,
         "allowedPodAnnotations": ("prometheus.io/*", "kubectl.kubernetes.io/default-container",
                                   "cluster-autoscaler.kubernetes.io/safe-to-evict", "user.kubedask.io/*"),
-        "allowedPodLabels": None, "allowedServiceAnnotations": ("user.kubedask.io/*",), "allowedServiceLabels": None,
+        "allowedPodLabels": ("user.kubedask.io/*",), "allowedServiceAnnotations": ("user.kubedask.io/*",),
+        "allowedServiceLabels": ("user.kubedask.io/*",),
         "namespaces": {},
     }
 

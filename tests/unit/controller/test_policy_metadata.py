@@ -1,6 +1,7 @@
 """A template's annotations and labels: what webhooks, agents, Services and NetworkPolicies act on. Each
 refused one is refused under every profile and in every template, named in the message with the policy key,
-and allowed once the admin allowlists it, globally or for one namespace."""
+and allowed once the admin allowlists it, globally or for one namespace. Labels are closed by default under
+every profile: only the users' own ``user.kubedask.io/`` domain passes until an admin allows more."""
 
 from __future__ import annotations
 
@@ -72,8 +73,8 @@ def test_the_vault_refusal_says_where_why_and_how_to_allow_it() -> None:
     assert refusal(req) == (
         "policy violation in worker-template: metadata.annotations['vault.hashicorp.com/role'] is \"db-admin\": "
         "the Vault agent injector would put Vault secrets into the pod. Remove it, or ask an admin to add "
-        "\"vault.hashicorp.com/role\" to policy key allowedPodAnnotations (for namespace team-a only: "
-        "namespaces.team-a.allowedPodAnnotations)")
+        "\"vault.hashicorp.com/role\" to policy key allowedPodAnnotations (in the policy ConfigMap, Helm value "
+        "policy.allowedPodAnnotations; for namespace team-a only: namespaces.team-a.allowedPodAnnotations)")
 
 
 def test_a_star_does_not_cover_the_controllers_own_annotations() -> None:
@@ -126,39 +127,107 @@ def test_the_azure_identity_refusal_names_the_webhook() -> None:
                               "or ask an admin to add \"azure.workload.identity/use\" to policy key allowedPodLabels")
 
 
+# Plain labels that would select a worker into what is not its own: another Service's traffic, a
+# NetworkPolicy's allowed peers, a prefixed team label a Service of another team selects on.
+PLAIN_LABELS = {"run": ("payments", "user.kubedask.io/run"), "role": ("frontend", "user.kubedask.io/role"),
+                "example.com/team": ("risk", "user.kubedask.io/team")}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("where", ALL_TEMPLATE_KEYS)
+@pytest.mark.parametrize("key", PLAIN_LABELS)
+def test_a_plain_label_is_refused_under_every_profile_with_both_fixes(key: str, where: str, profile: str) -> None:
+    value, renamed = PLAIN_LABELS[key]
+    req = request(pod(), where, labels={key: value})
+    policy = Policy(profile=profile)  # type: ignore[arg-type]
+    assert_refused(req, where, label_path(key), f'"{value}"', LABELS, policy)
+    message = refusal(req, policy)
+    assert "labels select pods into Services and NetworkPolicies" in message, message
+    assert f'Rename it "{renamed}" (or remove it), or ask an admin to add "{key}" to policy key {LABELS} (in the ' \
+           f"policy ConfigMap, Helm value policy.{LABELS}; for namespace {NAMESPACE} only: " \
+           f"namespaces.{NAMESPACE}.{LABELS})" in message, message
+    admit(request(pod(), where, labels={renamed: value}), policy, NAMESPACE)
+
+
 def _seed() -> dict[str, Any]:
     template: dict[str, Any] = yaml.safe_load((REPO / "examples" / "worker-spec.yml").read_text())
     assert template["metadata"]["labels"] == {"foo": "bar"}
     return template
 
 
-def test_the_seeds_label_passes_under_baseline_and_privileged_and_is_refused_under_restricted() -> None:
+def test_the_seeds_label_is_refused_by_default_saying_why_and_both_fixes() -> None:
     req = parse_request("analysis", build_request_data(worker_template=_seed(), workers=1))
-    admit(req, Policy(), NAMESPACE)
-    admit(req, Policy(profile="privileged"), NAMESPACE)
-    restricted = Policy(profile="restricted")
-    assert refusal(req, restricted).startswith(
-        "policy violation in worker-template: metadata.labels['foo'] is \"bar\": labels select pods into "
-        "Services, NetworkPolicies and webhooks, and this key is not allowed. Remove it, or ask an admin to add "
-        "\"foo\" to policy key allowedPodLabels")
-    for loose in loosened(restricted, **{LABELS: ["foo"]}):
-        admit(req, loose, NAMESPACE)
-    admit(req, Policy(profile="restricted", allowedPodLabels=("*",)), NAMESPACE)
-    admit(parse_request("analysis", build_request_data(
-        worker_template={"metadata": {"labels": {"user.kubedask.io/team": "a"}}, "spec": pod()})), restricted,
-        NAMESPACE)
+    assert refusal(req) == (
+        "policy violation in worker-template: metadata.labels['foo'] is \"bar\": labels select pods into Services "
+        "and NetworkPolicies (a pod labelled like another app's receives its traffic and passes its network rules) "
+        "and webhooks act on them, and this key is not allowed. Rename it \"user.kubedask.io/foo\" (or remove it), "
+        "or ask an admin to add \"foo\" to policy key allowedPodLabels (in the policy ConfigMap, Helm value "
+        "policy.allowedPodLabels; for namespace team-a only: namespaces.team-a.allowedPodLabels)")
 
 
-def test_the_label_default_follows_the_namespaces_profile_unless_set() -> None:
+def test_make_pod_spec_labels_are_refused_like_a_templates() -> None:
+    import kubernetes
+    from kubedask import make_pod_spec
+    made = make_pod_spec(image="ghcr.io/dask/dask:latest", labels={"app": "payments", "user.kubedask.io/ok": "1"})
+    template = kubernetes.client.ApiClient().sanitize_for_serialization(made)  # type: ignore[no-untyped-call]
+    message = refusal(parse_request("analysis", build_request_data(worker_template=template, workers=1)))
+    assert "metadata.labels['app'] is \"payments\"" in message and "user.kubedask.io/ok" not in message
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("where", ALL_TEMPLATE_KEYS)
+def test_the_users_own_label_domain_passes_under_every_profile(where: str, profile: str) -> None:
+    labels = {"user.kubedask.io/team": "risk", "user.kubedask.io/cost-centre": "42"}
+    admit(request(pod(), where, labels=labels), Policy(profile=profile), NAMESPACE)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_an_admins_star_allows_plain_labels_but_not_a_sensitive_one(profile: str) -> None:
+    star = Policy(profile=profile, allowedPodLabels=("*",))  # type: ignore[arg-type]
+    admit(parse_request("analysis", build_request_data(worker_template=_seed(), workers=1)), star, NAMESPACE)
+    message = refusal(request(pod(), labels={"foo": "bar", "sidecar.istio.io/inject": "false"}), star)
+    assert "metadata.labels['sidecar.istio.io/inject']" in message and "'foo'" not in message, message
+    assert "a '*' entry does not cover this key. Remove it, or ask" in message, message
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_an_admin_allows_a_label_key_for_one_namespace(profile: str) -> None:
+    req = parse_request("analysis", build_request_data(worker_template=_seed(), workers=1))
+    for entries in (["user.kubedask.io/*", "foo"], ["*"]):
+        everywhere, team_a = loosened(Policy(profile=profile), **{LABELS: entries})  # type: ignore[arg-type]
+        admit(req, everywhere, "team-b")
+        admit(req, team_a, NAMESPACE)
+        assert "namespaces.team-b.allowedPodLabels" in refusal(req, team_a, namespace="team-b")
+
+
+def test_an_allowlist_without_the_users_domain_offers_no_rename() -> None:
+    message = refusal(request(pod(), labels={"foo": "bar"}), Policy(allowedPodLabels=("team",)))
+    assert "Remove it, or ask an admin to add \"foo\"" in message and "Rename" not in message, message
+    admit(request(pod(), labels={"team": "a"}), Policy(allowedPodLabels=("team",)), NAMESPACE)
+    assert "metadata.labels['user.kubedask.io/x']" in refusal(
+        request(pod(), labels={"user.kubedask.io/x": "1"}), Policy(allowedPodLabels=("team",)))
+
+
+def test_the_label_default_is_the_same_under_every_namespaces_profile() -> None:
     req = request(pod(), labels={"team": "a"})
-    policy = Policy.model_validate({"namespaces": {"strict": {"profile": "restricted"}}})
-    admit(req, policy, NAMESPACE)
-    assert "policy key allowedPodLabels" in refusal(req, policy, namespace="strict")
+    policy = Policy.model_validate({"namespaces": {"strict": {"profile": "restricted"},
+                                                   "open": {"profile": "privileged"}}})
+    for namespace in (NAMESPACE, "strict", "open"):
+        assert f"namespaces.{namespace}.allowedPodLabels" in refusal(req, policy, namespace=namespace)
     # An explicit global list is the admin's choice for every profile.
     admit(req, Policy.model_validate({LABELS: ["team"], "namespaces": {"strict": {"profile": "restricted"}}}),
           "strict")
-    closed = Policy.model_validate({LABELS: ["user.kubedask.io/*"]})
-    assert "metadata.labels['team']" in refusal(req, closed)
+
+
+def test_null_in_an_older_policy_file_means_the_closed_default(tmp_path: Path) -> None:
+    # Earlier manifests and Helm values wrote null ("the profile's default", then "*" under baseline).
+    path = tmp_path / "policy.yaml"
+    path.write_text("allowedPodLabels: null\nallowedServiceLabels: null\nnamespaces:\n  team-a: "
+                    "{allowedPodLabels: null}\n")
+    policy = load_policy(path, environ={})
+    assert policy.allowed_pod_labels == policy.allowed_service_labels == ("user.kubedask.io/*",)
+    assert policy.for_namespace(NAMESPACE).allowed_pod_labels == ("user.kubedask.io/*",)
+    assert "metadata.labels['foo']" in refusal(request(pod(), labels={"foo": "bar"}), policy)
 
 
 def test_every_template_of_a_request_is_checked_and_all_refusals_listed() -> None:
@@ -176,25 +245,32 @@ def test_every_template_of_a_request_is_checked_and_all_refusals_listed() -> Non
         assert where in message, message
 
 
+#: Every key-pattern allowlist: the pod's (here) and the scheduler Service's (test_policy_service_metadata).
+KEY_PATTERN_LISTS = ("allowedPodAnnotations", "allowedPodLabels", "allowedServiceAnnotations", "allowedServiceLabels")
+
+
 @pytest.mark.parametrize("pattern", ["vault.*/role", "", "*.example.com"])
-def test_a_key_pattern_with_an_inner_star_stops_the_controller_at_start(pattern: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", KEY_PATTERN_LISTS)
+def test_a_key_pattern_with_an_inner_star_stops_the_controller_at_start(key: str, pattern: str,
+                                                                        tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    for key in (ANNOTATIONS, LABELS):
-        path.write_text(yaml.safe_dump({key: [pattern]}))
-        with pytest.raises(ValueError, match=f"invalid policy file .*{key}.*not a key pattern"):
-            load_policy(path, environ={})
-    policy = load_policy(None, environ={"KUBEDASK_POLICY_ALLOWED_POD_LABELS": "team, user.kubedask.io/*"})
-    assert policy.pod_labels() == ("team", "user.kubedask.io/*")
+    path.write_text(yaml.safe_dump({key: [pattern]}))
+    with pytest.raises(ValueError, match=f"invalid policy file .*{key}.*not a key pattern"):
+        load_policy(path, environ={})
+    # The same list from the environment, comma-separated.
+    field = next(name for name, f in Policy.model_fields.items() if f.alias == key)
+    policy = load_policy(None, environ={f"KUBEDASK_POLICY_{field.upper()}": "team, user.kubedask.io/*"})
+    assert getattr(policy, field) == ("team", "user.kubedask.io/*")
 
 
 def test_the_controllers_labels_win_over_a_templates_on_every_pod() -> None:
     """A template naming the controller's plain ``app`` keys cannot make its pods look like another app's:
-    those labels are always the controller's own."""
+    those labels are always the controller's own, even where the admin allows any label key."""
     forged = {"app": "payments", "app.kubernetes.io/name": "payments", "app.kubernetes.io/instance": "payments",
               "app.kubernetes.io/component": "api"}
     template = {"metadata": {"labels": {**forged, "tier": "batch"}}, "spec": pod()}
     req = admit(parse_request("analysis", build_request_data(worker_template=template, job_template=template,
-                                                             workers=1)), Policy(), NAMESPACE)
+                                                             workers=1)), Policy(allowedPodLabels=("*",)), NAMESPACE)
     owner = labelling.owner_reference("analysis", "uid-1")
     for manifest, component in ((builders.build_worker_pod(req, NAMESPACE, "analysis-worker-abcde", owner), "worker"),
                                 (builders.build_scheduler_pod(req, NAMESPACE, owner), "scheduler"),

@@ -57,13 +57,18 @@ def test_a_type_in_the_template_must_agree_with_scheduler_service_type() -> None
         request({"spec": {"type": "NodePort"}}, **{"scheduler-service-type": "ClusterIP"})
 
 
-def test_the_policy_checks_the_templates_service_type_and_annotations() -> None:
+def test_the_policy_checks_the_templates_service_type_annotations_and_labels() -> None:
     with pytest.raises(PolicyViolation, match="LoadBalancer"):
         admit(request(), Policy(allowedServiceAnnotations=["lb.example/internal"]), "team-a")
     with pytest.raises(PolicyViolation, match="allowedServiceAnnotations"):
         admit(request(), Policy(allowed_service_types=["ClusterIP", "LoadBalancer"]), "team-a")
+    # The template's label ``team`` too: Service labels are allowlisted (allowedServiceLabels) like pod labels.
+    with pytest.raises(PolicyViolation, match="allowedServiceLabels"):
+        admit(request(), Policy(allowed_service_types=["ClusterIP", "LoadBalancer"],
+                                allowedServiceAnnotations=["lb.example/internal"]), "team-a")
     admit(request(), Policy(allowed_service_types=["ClusterIP", "LoadBalancer"],
-                            allowedServiceAnnotations=["lb.example/internal"]), "team-a")
+                            allowedServiceAnnotations=["lb.example/internal"], allowedServiceLabels=["team"]),
+          "team-a")
 
 
 def test_a_service_as_built_needs_no_patch_and_an_edit_is_patched_live() -> None:

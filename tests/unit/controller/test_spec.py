@@ -28,7 +28,7 @@ def test_build_request_data_round_trips_typed_values() -> None:
     assert request.adapt is not None and (request.adapt.minimum, request.adapt.maximum) == (1, 5)
     assert request.idle_timeout == 3600
     assert request.client_heartbeat_timeout == 300
-    assert request.worker_template.labels == {"team": "a"}
+    assert request.worker_template.labels == {"user.kubedask.io/project": "a"}
 
 
 def test_request_configmap_carries_the_request_label() -> None:
