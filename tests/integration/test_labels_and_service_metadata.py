@@ -5,20 +5,11 @@ keys someone else set there stay."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from controller_harness import (
-    SIMULATED_NODES_POLICY,
-    SIMULATED_TEMPLATE,
-    Cluster,
-    ControllerProcess,
-    dump,
-    running_controller,
-    wait_for,
-)
+from controller_harness import SIMULATED_NODES_POLICY, SIMULATED_TEMPLATE, Cluster, ControllerProcess, dump, wait_for
 from kubedask.spec import build_request_configmap, build_request_data
 
 TEAM = "user.kubedask.io/team"
@@ -26,16 +17,10 @@ APPLIED = "kubedask.io/applied-keys"
 
 
 @pytest.fixture
-def controller(kubeconfig: str, namespace: str, tmp_path: Path) -> Iterator[ControllerProcess]:
-    # The admin allows the annotations the templates use (Service annotations are allowlisted).
-    policy = {**SIMULATED_NODES_POLICY,
-              "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/*", "keep.example.com/*"]}
-    yield from running_controller(kubeconfig, [namespace], tmp_path, policy=policy)
-
-
-@pytest.fixture
-def cluster(api: Any, namespace: str) -> Cluster:
-    return Cluster(api, namespace)
+def controller_policy() -> dict[str, Any]:
+    """The admin allows the annotations the templates use (Service annotations are allowlisted)."""
+    return {**SIMULATED_NODES_POLICY,
+            "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/*", "keep.example.com/*"]}
 
 
 def service_of(cluster: Cluster, name: str) -> Any:

@@ -6,36 +6,17 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from controller_harness import (
-    SIMULATED_NODES_POLICY,
-    SIMULATED_TEMPLATE,
-    Cluster,
-    ControllerProcess,
-    dump,
-    running_controller,
-    wait_for,
-)
+from controller_harness import SIMULATED_NODES_POLICY, SIMULATED_TEMPLATE, Cluster, ControllerProcess, dump, wait_for
 
 GPU_TEMPLATE: dict[str, Any] = copy.deepcopy(SIMULATED_TEMPLATE)
 GPU_TEMPLATE["spec"]["tolerations"].append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
 GPU_TEMPLATE["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
 GPU_TEMPLATE["spec"]["containers"][0]["args"] += ["--resources", "GPU=1"]
 GROUP_LABEL = "dask.org/workergroup-name"
-
-
-@pytest.fixture
-def controller(kubeconfig: str, namespace: str, tmp_path: Path) -> Iterator[ControllerProcess]:
-    yield from running_controller(kubeconfig, [namespace], tmp_path)
-
-
-@pytest.fixture
-def cluster(api: Any, namespace: str) -> Cluster:
-    return Cluster(api, namespace)
 
 
 def groups_of(cluster: Cluster, name: str) -> dict[str, list[Any]]:
@@ -102,39 +83,41 @@ def test_a_group_template_refused_by_the_policy_fails_the_request_with_the_key(
     assert cluster.pods("refused", "worker") == []
 
 
+#: The admin allows the load balancer annotation the template uses (Service annotations are allowlisted).
+LOAD_BALANCER_POLICY = {**SIMULATED_NODES_POLICY, "allowedServiceTypes": ["ClusterIP", "LoadBalancer"],
+                        "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/internal"]}
+
+
+@pytest.mark.parametrize("controller_policy", [LOAD_BALANCER_POLICY], ids=["load-balancer-policy"])
 def test_a_scheduler_service_template_reaches_the_service_and_follows_live_edits(
-        kubeconfig: str, namespace: str, tmp_path: Path, cluster: Cluster, kubectl: Callable[..., str]) -> None:
-    # The admin allows the load balancer annotation the template uses (Service annotations are allowlisted).
-    policy = {**SIMULATED_NODES_POLICY, "allowedServiceTypes": ["ClusterIP", "LoadBalancer"],
-              "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/internal"]}
+        controller: ControllerProcess, cluster: Cluster, namespace: str, kubectl: Callable[..., str]) -> None:
     template = {"metadata": {"annotations": {"lb.example.com/internal": "true"}, "labels": {"team": "a"}},
                 "spec": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]}}
-    for _ in running_controller(kubeconfig, [namespace], tmp_path, policy=policy):
-        cluster.create_request("svc", workers=0, scheduler_service_template=template)
+    cluster.create_request("svc", workers=0, scheduler_service_template=template)
 
-        def service() -> Any:
-            found = cluster.core.list_namespaced_service(namespace, field_selector="metadata.name=svc-scheduler")
-            return found.items[0] if found.items else None
+    def service() -> Any:
+        found = cluster.core.list_namespaced_service(namespace, field_selector="metadata.name=svc-scheduler")
+        return found.items[0] if found.items else None
 
-        found = wait_for("the Service with the template", lambda: (s := service()) and s.spec.type == "LoadBalancer"
-                         and s.metadata.annotations.get("lb.example.com/internal") == "true" and s)
-        assert found.spec.load_balancer_source_ranges == ["10.0.0.0/8"]
-        assert found.metadata.labels["team"] == "a"
-        assert found.spec.selector["dask.org/component"] == "scheduler"
+    found = wait_for("the Service with the template", lambda: (s := service()) and s.spec.type == "LoadBalancer"
+                     and s.metadata.annotations.get("lb.example.com/internal") == "true" and s)
+    assert found.spec.load_balancer_source_ranges == ["10.0.0.0/8"]
+    assert found.metadata.labels["team"] == "a"
+    assert found.spec.selector["dask.org/component"] == "scheduler"
 
-        template["metadata"]["annotations"]["lb.example.com/internal"] = "false"
-        template["spec"]["loadBalancerSourceRanges"] = ["192.168.0.0/16"]
-        kubectl("patch", "cm", "svc", "-n", namespace, "-p",
-                json.dumps({"data": {"scheduler-service-template": dump(template)}}))
-        wait_for("the edited Service", lambda: (s := service()).spec.load_balancer_source_ranges == ["192.168.0.0/16"]
-                 and s.metadata.annotations.get("lb.example.com/internal") == "false")
+    template["metadata"]["annotations"]["lb.example.com/internal"] = "false"
+    template["spec"]["loadBalancerSourceRanges"] = ["192.168.0.0/16"]
+    kubectl("patch", "cm", "svc", "-n", namespace, "-p",
+            json.dumps({"data": {"scheduler-service-template": dump(template)}}))
+    wait_for("the edited Service", lambda: (s := service()).spec.load_balancer_source_ranges == ["192.168.0.0/16"]
+             and s.metadata.annotations.get("lb.example.com/internal") == "false")
 
-        template["spec"]["selector"] = {"app": "other"}
-        kubectl("patch", "cm", "svc", "-n", namespace, "-p",
-                json.dumps({"data": {"scheduler-service-template": dump(template)}}))
-        status = cluster.wait_phase("svc", "Failed")
-        assert "spec.selector cannot be set" in status.message
-        assert service().spec.selector["dask.org/component"] == "scheduler"
+    template["spec"]["selector"] = {"app": "other"}
+    kubectl("patch", "cm", "svc", "-n", namespace, "-p",
+            json.dumps({"data": {"scheduler-service-template": dump(template)}}))
+    status = cluster.wait_phase("svc", "Failed")
+    assert "spec.selector cannot be set" in status.message
+    assert service().spec.selector["dask.org/component"] == "scheduler"
 
 
 def test_a_changed_template_replaces_every_worker_with_at_most_max_surge_extra(
