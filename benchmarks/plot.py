@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 
@@ -18,6 +19,16 @@ import matplotlib.pyplot as plt  # after choosing the backend
 
 TOOLS = ("kubedask", "operator", "raw")
 COLOURS = {"kubedask": "#1f77b4", "operator": "#ff7f0e", "raw": "#7f7f7f"}
+WIDTH = 0.27  # of one bar in a group of bars
+
+
+class Series(NamedTuple):
+    """One bar per name in a panel of paired bars: its legend label, heights, and colour (one, or one per name)."""
+
+    label: str
+    values: list[float]
+    colour: str | list[str]
+    alpha: float | None = None
 
 
 def _seconds(entry: Any) -> float:
@@ -51,6 +62,17 @@ def _not_measured(ax: Any, title: str, why: str = "not measured in this run") ->
     ax.set_yticks([])
 
 
+def _paired_bars(ax: Any, names: Sequence[str], series: tuple[Series, Series], ylabel: str, title: str) -> None:
+    """Two bars per name side by side, one of each series, with a legend naming the series."""
+    for i, bars in enumerate(series):
+        ax.bar([x + (i - 0.5) * WIDTH for x in range(len(names))], bars.values, WIDTH, label=bars.label,
+               color=bars.colour, alpha=bars.alpha)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+
+
 def _measured(entry: Any) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) and entry and "skipped" not in entry else None
 
@@ -60,15 +82,14 @@ def draw(results: dict[str, Any], out: Path) -> None:
     startup = scenarios.get("startup") or {}
     fig, grid = plt.subplots(2, 4, figsize=(22, 9))
     axes = list(grid.flat)
-    width = 0.27
 
     ax = axes[0]
     sizes = list(startup)
     measured = [t for t in TOOLS if any(t in startup[n] for n in sizes)]
     for i, tool in enumerate(measured):
         entries = [startup[n].get(tool) for n in sizes]
-        xs = [x + (i - (len(measured) - 1) / 2) * width for x in range(len(sizes))]
-        ax.bar(xs, [_seconds(e) for e in entries], width, label=tool, color=COLOURS[tool])
+        xs = [x + (i - (len(measured) - 1) / 2) * WIDTH for x in range(len(sizes))]
+        ax.bar(xs, [_seconds(e) for e in entries], WIDTH, label=tool, color=COLOURS[tool])
         _label_missing(ax, xs, entries)
     ax.set_xticks(range(len(sizes)), [f"N={n}" for n in sizes])
     ax.set_yscale("symlog", linthresh=1.0)  # 10 and 1000 workers on one chart
@@ -85,50 +106,39 @@ def draw(results: dict[str, Any], out: Path) -> None:
         _not_measured(axes[1], "2. scale-down")
 
     idle = _measured(scenarios.get("idle_load"))
-    ax = axes[2]
     if idle:
         names = list(idle)
-        for i, (key, label, colour) in enumerate((("writes_excluding_leases_per_minute", "writes besides the Lease",
-                                                   "#9467bd"), ("lease_writes_per_minute", "Lease writes", "#8c564b"))):
-            ax.bar([x + (i - 0.5) * width for x in range(len(names))],
-                   [float(idle[n]["at_rest"].get(key) or 0) for n in names], width, label=label, color=colour)
-        ax.set_xticks(range(len(names)), names)
-        ax.set_ylabel("writes per minute at rest")
-        ax.set_title("3. writes at rest")
-        ax.legend()
+        at_rest = [idle[n]["at_rest"] for n in names]
+        _paired_bars(axes[2], names, (
+            Series("writes besides the Lease",
+                   [float(r.get("writes_excluding_leases_per_minute") or 0) for r in at_rest], "#9467bd"),
+            Series("Lease writes", [float(r.get("lease_writes_per_minute") or 0) for r in at_rest], "#8c564b"),
+        ), "writes per minute at rest", "3. writes at rest")
     else:
-        _not_measured(ax, "3. writes at rest")
+        _not_measured(axes[2], "3. writes at rest")
 
     footprint = scenarios.get("footprint") or {}
-    ax = axes[3]
     if footprint:
         names = list(footprint)
-        for i, phase in enumerate(("clean", "unrelated")):
-            values = [float((footprint[n].get(phase) or {}).get("rss_mib") or 0) for n in names]
-            ax.bar([x + (i - 0.5) * width for x in range(len(names))], values, width,
-                   label="clean namespace" if phase == "clean" else "+ unrelated objects",
-                   color="#2ca02c" if phase == "clean" else "#d62728")
-        ax.set_xticks(range(len(names)), names)
-        ax.set_ylabel("controller RSS (MiB)")
-        ax.set_title("4. footprint")
-        ax.legend()
+        rss = {phase: [float((footprint[n].get(phase) or {}).get("rss_mib") or 0) for n in names]
+               for phase in ("clean", "unrelated")}
+        _paired_bars(axes[3], names, (Series("clean namespace", rss["clean"], "#2ca02c"),
+                                      Series("+ unrelated objects", rss["unrelated"], "#d62728")),
+                     "controller RSS (MiB)", "4. footprint")
     else:
-        _not_measured(ax, "4. footprint")
+        _not_measured(axes[3], "4. footprint")
 
     cold = _measured(scenarios.get("cold_start"))
-    ax = axes[4]
     if cold:
         names = [n for n in TOOLS if isinstance(cold.get(n), dict)]
-        for i, (key, label) in enumerate((("median_seconds", "median"), ("max_seconds", "max"))):
-            ax.bar([x + (i - 0.5) * width for x in range(len(names))],
-                   [float(cold[n].get(key) or 0) for n in names], width, label=label,
-                   color=[COLOURS[n] for n in names], alpha=1.0 if key == "median_seconds" else 0.5)
-        ax.set_xticks(range(len(names)), names)
-        ax.set_ylabel("seconds to 2 workers connected")
-        ax.set_title("5. real node cold start")
-        ax.legend()
+        colours = [COLOURS[n] for n in names]
+        _paired_bars(axes[4], names, (
+            Series("median", [float(cold[n].get("median_seconds") or 0) for n in names], colours, 1.0),
+            Series("max", [float(cold[n].get("max_seconds") or 0) for n in names], colours, 0.5),
+        ), "seconds to 2 workers connected", "5. real node cold start")
     else:
-        _not_measured(ax, "5. real node cold start", (scenarios.get("cold_start") or {}).get("skipped", "not measured"))
+        _not_measured(axes[4], "5. real node cold start",
+                      (scenarios.get("cold_start") or {}).get("skipped", "not measured"))
 
     api = _measured(scenarios.get("api_requests"))
     if api:
@@ -149,19 +159,15 @@ def draw(results: dict[str, Any], out: Path) -> None:
     else:
         _not_measured(axes[6], "7. many clusters")
 
-    ax = axes[7]
     controllers = [n for n in ("kubedask", "operator") if (api and n in api) or (many and n in many)]
     if controllers:
-        for i, (source, label) in enumerate(((api, "one cluster (6)"), (many, "many clusters (7)"))):
-            ax.bar([x + (i - 0.5) * width for x in range(len(controllers))],
-                   [float(((source or {}).get(n) or {}).get("cpu_seconds_per_1000_workers") or 0)
-                    for n in controllers], width, label=label, color="#17becf" if i == 0 else "#bcbd22")
-        ax.set_xticks(range(len(controllers)), controllers)
-        ax.set_ylabel("controller CPU s per 1,000 workers")
-        ax.set_title("8. controller CPU per 1,000 workers")
-        ax.legend()
+        one, several = ([float(((source or {}).get(n) or {}).get("cpu_seconds_per_1000_workers") or 0)
+                         for n in controllers] for source in (api, many))
+        _paired_bars(axes[7], controllers, (Series("one cluster (6)", one, "#17becf"),
+                                            Series("many clusters (7)", several, "#bcbd22")),
+                     "controller CPU s per 1,000 workers", "8. controller CPU per 1,000 workers")
     else:
-        _not_measured(ax, "8. controller CPU per 1,000 workers")
+        _not_measured(axes[7], "8. controller CPU per 1,000 workers")
 
     meta = results.get("meta", {})
     fig.suptitle(f"kubedask benchmarks, {meta.get('mode', '?')} run, {meta.get('date', '?')}")
