@@ -42,8 +42,8 @@ def _label_missing(ax: Any, xs: list[float], entries: list[Any]) -> None:
             ax.text(x, 0, "timeout", rotation=90, ha="center", va="bottom", fontsize=8)
 
 
-def _bars(ax: Any, by_tool: dict[str, Any], key: str, tools: tuple[str, ...] = TOOLS) -> None:
-    """One bar per tool measured; a missing figure (timeout, not measured) is labelled, not drawn as 0."""
+def _bars(ax: Any, by_tool: dict[str, Any], key: str, ylabel: str, title: str, tools: tuple[str, ...] = TOOLS) -> None:
+    """A panel of one bar per tool measured; a missing figure (timeout, not measured) is labelled, not drawn as 0."""
     names = [t for t in tools if isinstance(by_tool.get(t), dict)]
     values = [by_tool[t].get(key) for t in names]
     ax.bar(names, [float(v) if v is not None else 0.0 for v in values], color=[COLOURS[t] for t in names])
@@ -53,6 +53,8 @@ def _bars(ax: Any, by_tool: dict[str, Any], key: str, tools: tuple[str, ...] = T
                     fontsize=8)
         else:
             ax.text(x, float(value), f"{float(value):g}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
 
 
 def _not_measured(ax: Any, title: str, why: str = "not measured in this run") -> None:
@@ -99,9 +101,7 @@ def draw(results: dict[str, Any], out: Path) -> None:
 
     scale = scenarios.get("scale_down")
     if scale:
-        _bars(axes[1], scale, "seconds")
-        axes[1].set_ylabel("seconds to converge")
-        axes[1].set_title("2. scale-down")
+        _bars(axes[1], scale, "seconds", "seconds to converge", "2. scale-down")
     else:
         _not_measured(axes[1], "2. scale-down")
 
@@ -142,20 +142,18 @@ def draw(results: dict[str, Any], out: Path) -> None:
 
     api = _measured(scenarios.get("api_requests"))
     if api:
-        _bars(axes[5], api, "requests_per_worker")
-        axes[5].set_ylabel("API requests per worker (no WATCH)")
-        axes[5].set_title("6. API requests per worker created")
+        _bars(axes[5], api, "requests_per_worker", "API requests per worker (no WATCH)",
+              "6. API requests per worker created")
     else:
         _not_measured(axes[5], "6. API requests per worker created")
 
     many = _measured(scenarios.get("many_clusters"))
     if many:
         first = next(iter(many.values()))
-        _bars(axes[6], many, "seconds")
-        axes[6].set_ylabel("seconds to all Running")
         peaks = ", ".join(f"{n} {e['rss_mib_peak']:g} MiB" for n, e in many.items() if e.get("rss_mib_peak"))
-        axes[6].set_title(f"7. {first.get('workers')} workers in {first.get('clusters')} clusters"
-                          + (f"\npeak RSS: {peaks}" if peaks else ""))
+        _bars(axes[6], many, "seconds", "seconds to all Running",
+              f"7. {first.get('workers')} workers in {first.get('clusters')} clusters"
+              + (f"\npeak RSS: {peaks}" if peaks else ""))
     else:
         _not_measured(axes[6], "7. many clusters")
 
