@@ -48,11 +48,14 @@ SIMULATED_TEMPLATE: dict[str, Any] = {
 
 
 #: The policy the test cluster's admin gives its controllers: the defaults, plus the KWOK taint that
-#: keeps ordinary pods off the simulated nodes (an admin's choice for this cluster, like a GPU taint).
+#: keeps ordinary pods off the simulated nodes (an admin's choice for this cluster, like a GPU taint),
+#: and the label key ``foo`` of the classic examples/worker-spec.yml, which nothing in the test
+#: namespaces selects on (labels are allowlisted: by default only ``user.kubedask.io/*``).
 #: Tests that need more pass their own ``policy``; ``policy=None`` runs the controller's defaults.
 SIMULATED_NODES_POLICY: dict[str, Any] = {
     "allowedTolerations": ["k8s.dask.org/dedicated", "k8s.dask.org_dedicated", "nvidia.com/gpu",
                            KWOK_TOLERATION["key"]],
+    "allowedPodLabels": ["user.kubedask.io/*", "foo"],
 }
 
 

@@ -1,7 +1,8 @@
-"""A template's annotations and labels on the real API server: a Vault injection annotation and a cloud
-identity label are refused (phase Failed, the message naming the template, the field and the policy key, a
-Warning Event, no pod) while a plain label passes; once the admin allowlists them for the namespace, the
-restarted controller creates the pods, and the pods carry what was asked for.
+"""A template's annotations and labels on the real API server: a Vault injection annotation, a cloud
+identity label and a plain label that would select the workers into another app's Service are refused
+(phase Failed, the message naming the template, the field, both fixes and the policy key, a Warning Event,
+no pod) while a label the admin allows and one in the users' own domain pass; once the admin allowlists
+them for the namespace, the restarted controller creates the pods, and the pods carry what was asked for.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def test_webhook_annotations_and_labels_are_refused_until_the_admin_allowlists_t
     cluster.create_request("vault", worker_template=template(annotations=VAULT), workers=1)
     cluster.create_request("identity", worker_template=SIMULATED_TEMPLATE,
                            scheduler_template=template(labels=IDENTITY), workers=1)
-    cluster.create_request("plain", worker_template=template(labels={"foo": "bar"}), workers=1)
+    cluster.create_request("selector", worker_template=template(labels={"run": "payments"}), workers=1)
+    cluster.create_request("plain", worker_template=template(labels={"foo": "bar", "user.kubedask.io/team": "a"}),
+                           workers=1)
 
     before = tmp_path / "before"
     before.mkdir()
@@ -48,9 +51,14 @@ def test_webhook_annotations_and_labels_are_refused_until_the_admin_allowlists_t
         assert "metadata.annotations['vault.hashicorp.com/role']" in cluster.status("vault").message  # type: ignore[union-attr]
         assert_refused(cluster, "identity", "scheduler-template: metadata.labels['azure.workload.identity/use']",
                        "allowedPodLabels")
-        # Labels in general pass under the default (baseline) policy: the classic worker-spec.yml has one.
+        # Labels are allowlisted under every profile: a key the admin did not allow is refused.
+        assert_refused(cluster, "selector", "worker-template: metadata.labels['run']", "allowedPodLabels")
+        message = cluster.status("selector").message  # type: ignore[union-attr]
+        assert 'Rename it "user.kubedask.io/run"' in message and "Helm value policy.allowedPodLabels" in message
+        # This cluster's admin allows worker-spec.yml's foo (the harness's policy); user.kubedask.io/ always passes.
         workers = cluster.wait_workers("plain", 1)
-        assert [p.metadata.labels["foo"] for p in cluster.pods("plain", "worker")] == ["bar"], workers
+        assert [(p.metadata.labels["foo"], p.metadata.labels["user.kubedask.io/team"])
+                for p in cluster.pods("plain", "worker")] == [("bar", "a")], workers
 
     after = tmp_path / "after"
     after.mkdir()
@@ -63,7 +71,8 @@ def test_webhook_annotations_and_labels_are_refused_until_the_admin_allowlists_t
         scheduler = wait_for("the identity request's scheduler", lambda: cluster.pods("identity", "scheduler"),
                              timeout=120)
         assert scheduler[0].metadata.labels["azure.workload.identity/use"] == "true"
-        for name in ("vault", "identity"):
+        wait_for("the selector request's workers", lambda: cluster.pods("selector", "worker"), timeout=120)
+        for name in ("vault", "identity", "selector"):
             def left_failed(name: str = name) -> bool:
                 status = cluster.status(name)
                 return status is not None and status.phase != "Failed"

@@ -127,6 +127,10 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], dict[str, dict[str, str]] | None
                          "metadata.annotations['vault.hashicorp.com/agent-inject']", "allowedPodAnnotations"),
     "identity-label": (pod(), {"labels": {"azure.workload.identity/use": "true"}},
                        "metadata.labels['azure.workload.identity/use']", "allowedPodLabels"),
+    # What selects pods: another app's Service would send its traffic to a pod labelled like its own, and a
+    # NetworkPolicy letting the frontend in would let this pod in too.
+    "service-selector-label": (pod(), {"labels": {"run": "payments"}}, "metadata.labels['run']", "allowedPodLabels"),
+    "network-policy-label": (pod(), {"labels": {"role": "frontend"}}, "metadata.labels['role']", "allowedPodLabels"),
 }
 
 # Requests refused for what they ask of the cluster as a whole: name -> (data, field named, key named)
