@@ -122,7 +122,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await runner.cleanup()
     kube: Kube | None = memo.get("kube")
     if kube:
-        kube.close()
+        await kube.aclose()
 
 
 @kopf.on.event("v1", "configmaps", labels={REQUEST_LABEL: kopf.PRESENT})

@@ -1,8 +1,9 @@
 """The controller's few Kubernetes API calls, as coroutines returning plain dicts.
 
-The official (synchronous) client runs in a dedicated thread pool sized for parallel pod creation;
-responses are read as raw JSON rather than deserialised into model objects (faster, and the pure
-modules work on dicts). Every call here is listed in the report/RBAC notes: keep it that way.
+The official (synchronous) client runs in a dedicated thread pool; responses are read as raw JSON rather
+than deserialised into model objects (faster, and the pure modules work on dicts). Pod creates and deletes,
+which a scale-up makes by the thousand, go as async HTTP on the event loop instead (:mod:`kube_http`, same
+configuration and credentials). Every call here is listed in the report/RBAC notes: keep it that way.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from . import metrics
+from . import kube_http, metrics
 
 T = TypeVar("T")
 USER_AGENT = "kubedask-controller/0.1"
@@ -78,12 +79,19 @@ class Kube:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
         #: Called in the sending thread before every write (not reads, not the Lease): raises to stop it.
         self.write_guard: Callable[[], None] | None = None
+        #: Pod creates and deletes, the calls a scale-up makes by the thousand, go as async HTTP.
+        self._pods = kube_http.for_configuration(api_client.configuration, USER_AGENT, threads)
         pool_manager = getattr(api_client.rest_client, "pool_manager", None)
         if isinstance(pool_manager, urllib3.PoolManager):
             pool_manager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        if self._pods is not None:
+            await self._pods.close()
+        self.close()
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await self._send(None, fn, *args, **kwargs)
@@ -142,7 +150,9 @@ class Kube:
     # --- writes ---
     async def create_pod(self, manifest: Manifest) -> bool:
         """Create a pod; False if it already exists (a previous attempt got through)."""
-        created = await _false_if_exists(  # raw: the created pod is not read (the watch reports it)
+        # The created pod is not read back: the watch reports it.
+        created = await _false_if_exists(
+            self._pods.create(manifest, self.write_guard) if self._pods is not None else
             self._write(self.core.create_namespaced_pod, manifest["metadata"]["namespace"], manifest, raw=True))
         if created:
             metrics.PODS_CREATED.inc()
@@ -151,8 +161,10 @@ class Kube:
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
         """Delete the pod, only if it is still the one with ``uid``; False if that one is gone already
         (404, or 409: a different pod now has the name)."""
-        deleted = await _false_if_missing(self._write(self.core.delete_namespaced_pod, name, namespace,
-                                                     body=_preconditions(uid)))
+        options = _preconditions(uid)
+        deleted = await _false_if_missing(
+            self._pods.delete(namespace, name, options, self.write_guard) if self._pods is not None else
+            self._write(self.core.delete_namespaced_pod, name, namespace, body=options))
         if deleted:
             metrics.PODS_DELETED.inc()
         return deleted

@@ -36,7 +36,7 @@ async def kube(kmock: KubernetesEmulator) -> AsyncIterator[Kube]:
     api_client = kubernetes.client.ApiClient(configuration)
     wrapper = Kube(api_client, threads=4)
     yield wrapper
-    wrapper.close()
+    await wrapper.aclose()
     api_client.close()  # type: ignore[no-untyped-call]
 
 
