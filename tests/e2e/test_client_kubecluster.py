@@ -37,12 +37,22 @@ from tests.integration.controller_harness import REPO, ControllerProcess, runnin
 
 # The seed's worker-spec.yml with resources that fit this machine (the README's example, verbatim).
 WORKER_SPEC = (REPO / "examples" / "worker-spec.yml").read_text()
+#: Labels are allowlisted (by default only user.kubedask.io/*): worker-spec.yml's foo: bar runs where the
+#: admin allows the key, as this test cluster's admin does (nothing in its namespaces selects on foo).
+WORKER_SPEC_POLICY = {"allowedPodLabels": ["user.kubedask.io/*", "foo"]}
 
 
 @pytest.fixture
 def controller(namespace: str, kubeconfig: str, tmp_path: Path) -> Iterator[ControllerProcess]:
     """The kubedask controller with its default policy, watching only this test's namespace."""
     yield from running_controller(kubeconfig, [namespace], tmp_path, policy=None,
+                                  extra_args=["--resync-interval", "5"])
+
+
+@pytest.fixture
+def worker_spec_controller(namespace: str, kubeconfig: str, tmp_path: Path) -> Iterator[ControllerProcess]:
+    """The controller with the default policy plus worker-spec.yml's label key (:data:`WORKER_SPEC_POLICY`)."""
+    yield from running_controller(kubeconfig, [namespace], tmp_path, policy=WORKER_SPEC_POLICY,
                                   extra_args=["--resync-interval", "5"])
 
 
@@ -132,7 +142,7 @@ def test_seed_quickstart_runs_with_only_the_import_changed(
 
 @pytest.mark.realnode
 def test_worker_spec_yaml_three_ways(
-    controller: object,
+    worker_spec_controller: object,
     cluster_config: None,
     real_node: str,
     tmp_path: Path,
@@ -161,7 +171,7 @@ def test_worker_spec_yaml_three_ways(
 
 @pytest.mark.realnode
 def test_local_deploy_mode_computes_with_workers_in_pods(
-    controller: object,
+    worker_spec_controller: object,
     cluster_config: None,
     real_node: str,
     tmp_path: Path,
@@ -331,6 +341,23 @@ def test_invalid_request_reports_the_controllers_message(controller: object, clu
     pod = make_pod_spec(image="ghcr.io/dask/dask:latest", extra_pod_config={"hostNetwork": True})
     with pytest.raises(RequestRejectedError, match=r"(?i)hostnetwork"):
         KubeCluster(pod)
+
+
+def test_worker_spec_yml_under_the_default_policy_is_refused_with_both_fixes(
+    controller: object, cluster_config: None, tmp_path: Path
+) -> None:
+    """Labels select pods into Services and NetworkPolicies, so the default allows only user.kubedask.io/*:
+    the classic worker-spec.yml and make_pod_spec(labels=...) get the message saying how to get past it."""
+    path = tmp_path / "worker-spec.yml"
+    path.write_text(WORKER_SPEC)
+    with pytest.raises(RequestRejectedError) as info:
+        KubeCluster.from_yaml(str(path))
+    message = str(info.value)
+    assert "worker-template: metadata.labels['foo'] is \"bar\"" in message, message
+    assert "Services and NetworkPolicies" in message and 'Rename it "user.kubedask.io/foo"' in message, message
+    assert "Helm value policy.allowedPodLabels" in message, message
+    with pytest.raises(RequestRejectedError, match=r"metadata\.labels\['app'\]"):
+        KubeCluster(make_pod_spec(image="ghcr.io/dask/dask:latest", labels={"app": "payments"}))
 
 
 @pytest.mark.realnode

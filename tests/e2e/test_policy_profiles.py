@@ -1,7 +1,8 @@
 """The seed's pods under the ``restricted`` profile, on the real node: the controller fills in the secure
 values the templates leave out (non-root user, seccomp RuntimeDefault, no privilege escalation, all
 capabilities dropped), and the classic quickstart and worker-spec.yml still compute, unchanged (the admin
-allows worker-spec.yml's label key ``foo``, which restricted's default ``allowedPodLabels`` leaves out).
+allows worker-spec.yml's label key ``foo``, which the default ``allowedPodLabels`` leaves out under every
+profile).
 
 The default (baseline) profile is what tests/e2e/test_client_kubecluster.py runs under.
 """
@@ -27,7 +28,7 @@ from tests.integration.controller_harness import REPO, ControllerProcess, runnin
 @pytest.fixture
 def restricted_controller(namespace: str, kubeconfig: str, tmp_path: Path) -> Iterator[ControllerProcess]:
     """The controller for this test's namespace, with an admin policy choosing the restricted profile."""
-    # worker-spec.yml labels its workers foo: bar; restricted allows only user.kubedask.io/ labels unless told.
+    # worker-spec.yml labels its workers foo: bar; only user.kubedask.io/ labels pass unless the admin says so.
     policy = {"profile": "restricted", "allowedPodLabels": ["user.kubedask.io/*", "foo"]}
     yield from running_controller(kubeconfig, [namespace], tmp_path, policy=policy)
 
