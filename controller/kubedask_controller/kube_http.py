@@ -75,10 +75,11 @@ class PodWrites:
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": self.user_agent}
-        # Calls the configuration's refresh hook (a projected service-account token is re-read when due).
-        token = self.configuration.get_api_key_with_prefix("authorization")
-        if token:
-            headers["Authorization"] = token
+        # As the official client authenticates: its auth settings (the in-cluster loader's "BearerToken", a
+        # kubeconfig's token) call the configuration's refresh hook, so a projected token is re-read when due.
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[str(setting["key"]).title()] = str(setting["value"])
         return headers
 
     async def _send(self, method: str, path: str, body: Manifest, guard: Guard | None) -> None:

@@ -46,6 +46,20 @@ async def test_a_create_sends_the_manifest_with_the_token_and_the_controllers_us
     assert sent.headers["User-Agent"] == USER_AGENT
 
 
+async def test_the_in_cluster_loaders_token_key_is_sent_too(kmock: KubernetesEmulator,
+                                                             configuration: kubernetes.client.Configuration) -> None:
+    """load_incluster_config stores the service-account token under "BearerToken", prefix included."""
+    configuration.api_key = {"BearerToken": "bearer sa-token"}
+    configuration.api_key_prefix = {}
+    wrapper = Kube(kubernetes.client.ApiClient(configuration), threads=4)
+    try:
+        await wrapper.create_pod(pod("h-worker-ddddd"))
+    finally:
+        await wrapper.aclose()
+    [sent] = list(kmock[f"post {PODS}"])
+    assert sent.headers["Authorization"] == "bearer sa-token"
+
+
 async def test_a_refreshed_token_is_used_from_the_next_call_on(
         kube: Kube, kmock: KubernetesEmulator, configuration: kubernetes.client.Configuration) -> None:
     """The in-cluster configuration re-reads a rotated service-account token in its refresh hook."""
