@@ -77,7 +77,8 @@ class PodWrites:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": self.user_agent}
         # As the official client authenticates: its auth settings (the in-cluster loader's "BearerToken", a
         # kubeconfig's token) call the configuration's refresh hook, so a projected token is re-read when due.
-        for setting in self.configuration.auth_settings().values():
+        settings: dict[str, dict[str, Any]] = dict(self.configuration.auth_settings())  # type: ignore[arg-type]
+        for setting in settings.values():
             if setting.get("in") == "header" and setting.get("value"):
                 headers[str(setting["key"]).title()] = str(setting["value"])
         return headers
