@@ -18,9 +18,10 @@ APPLIED = "kubedask.io/applied-keys"
 
 @pytest.fixture
 def controller_policy() -> dict[str, Any]:
-    """The admin allows the annotations the templates use (Service annotations are allowlisted)."""
+    """The admin allows the Service annotations and labels the templates use (both are allowlisted)."""
     return {**SIMULATED_NODES_POLICY,
-            "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/*", "keep.example.com/*"]}
+            "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/*", "keep.example.com/*"],
+            "allowedServiceLabels": ["user.kubedask.io/*", "team", "tier"]}
 
 
 def service_of(cluster: Cluster, name: str) -> Any:

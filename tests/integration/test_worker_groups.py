@@ -85,7 +85,8 @@ def test_a_group_template_refused_by_the_policy_fails_the_request_with_the_key(
 
 #: The admin allows the load balancer annotation the template uses (Service annotations are allowlisted).
 LOAD_BALANCER_POLICY = {**SIMULATED_NODES_POLICY, "allowedServiceTypes": ["ClusterIP", "LoadBalancer"],
-                        "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/internal"]}
+                        "allowedServiceAnnotations": ["user.kubedask.io/*", "lb.example.com/internal"],
+                        "allowedServiceLabels": ["user.kubedask.io/*", "team"]}
 
 
 @pytest.mark.parametrize("controller_policy", [LOAD_BALANCER_POLICY], ids=["load-balancer-policy"])
