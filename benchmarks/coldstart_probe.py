@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 IMAGE = "ghcr.io/dask/dask:latest"  # pre-loaded on the local cluster's real node
 TIMEOUT = 300
@@ -16,15 +17,21 @@ MARKER = "coldstart-seconds="
 CPU_REQUEST = "100m"  # three Dask processes must fit on the small real node next to everything else
 
 
+def kubedask_spec(env: dict[str, str] | None = None) -> Any:
+    """The kubedask cluster's worker template (a V1Pod); ``env`` is for experiments (coldstart_phases)."""
+    from kubedask import make_pod_spec
+
+    return make_pod_spec(image=IMAGE, cpu_request=CPU_REQUEST, env=env)
+
+
 def main(tool: str, namespace: str, name: str) -> float:
     from distributed import Client
 
     started = time.monotonic()
     if tool == "kubedask":
-        from kubedask import KubeCluster, make_pod_spec
+        from kubedask import KubeCluster
 
-        spec = make_pod_spec(image=IMAGE, cpu_request=CPU_REQUEST)
-        cluster = KubeCluster(spec, name=name, namespace=namespace, n_workers=2)
+        cluster = KubeCluster(kubedask_spec(), name=name, namespace=namespace, n_workers=2)
     else:
         from dask_kubernetes.operator import KubeCluster as OperatorCluster
         from dask_kubernetes.operator import make_cluster_spec
