@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
 import os
 import statistics
 import sys
@@ -189,15 +190,17 @@ class Variant:
     env: dict[str, str]
     worker_args: list[str]
     namespace: str | None = None
+    pod_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``NAME=ITEM,ITEM...``; an item is ``KEY=VALUE`` (environment), ``--flag`` (a worker flag) or
-        ``ns:NAMESPACE``.
+        """``NAME=ITEM,ITEM...``; an item is ``KEY=VALUE`` (environment), ``--flag`` (a worker flag),
+        ``ns:NAMESPACE`` or ``pod.FIELD=JSON`` (a pod spec field, by its Python name).
 
         Example:
-            >>> Variant.parse("fork=DASK_X=fork,--no-dashboard,ns:team-b")
-            Variant(name='fork', env={'DASK_X': 'fork'}, worker_args=['--no-dashboard'], namespace='team-b')
+            >>> Variant.parse("fork=DASK_X=fork,--no-dashboard,ns:team-b,pod.host_users=false")
+            Variant(name='fork', env={'DASK_X': 'fork'}, worker_args=['--no-dashboard'], namespace='team-b', \
+pod_fields={'host_users': False})
         """
         name, _, items = text.partition("=")
         if not name:
@@ -205,8 +208,12 @@ class Variant:
         env: dict[str, str] = {}
         args: list[str] = []
         namespace = None
+        fields: dict[str, Any] = {}
         for item in filter(None, items.split(",")):
-            if item.startswith("ns:"):
+            if item.startswith("pod.") and "=" in item:
+                key, _, value = item.removeprefix("pod.").partition("=")
+                fields[key] = json.loads(value)
+            elif item.startswith("ns:"):
                 namespace = item.removeprefix("ns:")
             elif item.startswith("--"):
                 args.append(item)
@@ -215,7 +222,7 @@ class Variant:
                 env[key] = value
             else:
                 raise ValueError(f"--variant {text!r}: {item!r} is neither KEY=VALUE, --flag nor ns:NAMESPACE")
-        return cls(name, env, args, namespace)
+        return cls(name, env, args, namespace, fields)
 
 
 def pod_cpu_seconds(uid: str) -> float:
@@ -240,6 +247,8 @@ def run_once(core: Any, namespace: str, name: str, variant: Variant) -> dict[str
     container = spec.spec.containers[0]
     container.command = WRAPPER  # args stay: the wrapper execs them
     container.args = [*container.args, *variant.worker_args]
+    for field, value in variant.pod_fields.items():
+        setattr(spec.spec, field, value)
     pods = PodWatch(core, namespace).start()
     time.sleep(0.5)  # the watch is listening before the request exists
     cpu_before = cpu_seconds()
@@ -254,7 +263,7 @@ def run_once(core: Any, namespace: str, name: str, variant: Variant) -> dict[str
         pod_cpu = {pod: pod_cpu_seconds(uid) for pod, uid in pods.uids.items() if pod.startswith(f"{name}-")}
         workers = []
         for pod, states in pods.seen.items():
-            if not pod.startswith(f"{name}-"):
+            if not pod.startswith(f"{name}-") or states["added"] < run["t0"]:
                 continue  # the request's ConfigMap, or an earlier run's pod on its way out
             log = core.read_namespaced_pod_log(pod, namespace, timestamps=True)
             role = "scheduler" if pod.endswith("-scheduler") else "worker"
@@ -300,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             load = os.getloadavg()[0]
             count = sum(map(len, runs.values()))
             namespace = variant.namespace or args.namespace
-            run = run_once(core, namespace, f"phases-{os.getpid() % 1000}-{count}", variant)
+            run = run_once(core, namespace, f"phases-{int(time.time()) % 100000}-{count}", variant)
             runs[variant.name].append(run)
             print(f"{variant.name} ", end="")
             print_run(i, run)

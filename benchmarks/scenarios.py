@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import os
 import statistics
 import subprocess
 import time
@@ -364,17 +365,21 @@ def _footprint_phase(ctx: Context, tool: Tool, namespace: str, delete_ns: bool) 
 
 PROBE = Path(__file__).with_name("coldstart_probe.py")
 PROBE_MARKER = "coldstart-seconds="
+PROBE_IMPORT_MARKER = "import-seconds="
 
 
-def parse_probe_output(stdout: str) -> float | None:
+def parse_probe_output(stdout: str, marker: str = PROBE_MARKER) -> float | None:
     for line in reversed(stdout.splitlines()):
-        if line.startswith(PROBE_MARKER):
-            return float(line.removeprefix(PROBE_MARKER))
+        if line.startswith(marker):
+            return float(line.removeprefix(marker))
     return None
 
 
 def cold_start(ctx: Context, pythons: dict[str, tuple[str, dict[str, str]]]) -> Result:
-    """Scenario 5: ``KubeCluster(...)`` to ``wait_for_workers(2)`` on the real node, median of N."""
+    """Scenario 5: ``KubeCluster(...)`` to ``wait_for_workers(2)`` on the real node, median of N.
+
+    The tools take turns (:func:`interleaved`), so the shared machine's load drifts over both alike; each
+    run's load average and client import seconds are kept beside its figure."""
     plan = ctx.plan
     if plan.cold_start_repeats <= 0:
         return {"skipped": f"{plan.mode} mode"}
@@ -385,25 +390,33 @@ def cold_start(ctx: Context, pythons: dict[str, tuple[str, dict[str, str]]]) -> 
     controllers = {n: t for n, t in ctx.tools.items() if n in pythons}
     namespaces = {name: ctx.namespace(name, "coldstart") for name in controllers}
     sub = dataclasses.replace(ctx, tools=controllers)
+    runs: dict[str, list[float]] = {name: [] for name in controllers}
+    imports: dict[str, list[float]] = {name: [] for name in controllers}
+    loads: dict[str, list[float]] = {name: [] for name in controllers}
+    errors: dict[str, list[str]] = {name: [] for name in controllers}
     _start_controllers(sub, namespaces)
     try:
-        for name in controllers:
+        for i, name in interleaved(list(controllers), plan.cold_start_repeats):
             python, env = pythons[name]
-            runs: list[float] = []
-            errors: list[str] = []
-            for i in range(plan.cold_start_repeats):
-                ctx.say(f"scenario 5: {name}: cold start {i + 1}/{plan.cold_start_repeats}")
-                proc = subprocess.run([python, str(PROBE), name, namespaces[name], f"cold-{i}"], env=env,
-                                      capture_output=True, text=True, timeout=plan.timeout)
-                seconds = parse_probe_output(proc.stdout)
-                if proc.returncode == 0 and seconds is not None:
-                    runs.append(seconds)
-                    ctx.say(f"  {name}: workers connected after {runs[-1]:.1f}s")
-                else:
-                    errors.append((proc.stderr or proc.stdout)[-500:])
-                    ctx.say(f"  {name}: failed: {errors[-1][-200:]}")
-            result[name] = {"median_seconds": round(statistics.median(runs), 2) if runs else None,
-                            "max_seconds": max(runs) if runs else None, "runs": runs, "errors": errors}
+            ctx.say(f"scenario 5: {name}: cold start {i + 1}/{plan.cold_start_repeats}")
+            load = round(os.getloadavg()[0], 2)
+            proc = subprocess.run([python, str(PROBE), name, namespaces[name], f"cold-{i}"], env=env,
+                                  capture_output=True, text=True, timeout=plan.timeout)
+            seconds = parse_probe_output(proc.stdout)
+            if proc.returncode == 0 and seconds is not None:
+                runs[name].append(seconds)
+                imports[name].append(parse_probe_output(proc.stdout, PROBE_IMPORT_MARKER) or 0.0)
+                loads[name].append(load)
+                ctx.say(f"  {name}: workers connected after {seconds:.1f}s (load average {load})")
+            else:
+                errors[name].append((proc.stderr or proc.stdout)[-500:])
+                ctx.say(f"  {name}: failed: {errors[name][-1][-200:]}")
+        for name in controllers:
+            done = runs[name]
+            result[name] = {"median_seconds": round(statistics.median(done), 2) if done else None,
+                            "max_seconds": max(done) if done else None, "runs": done,
+                            "import_seconds": imports[name], "load_averages": loads[name],
+                            "errors": errors[name]}
     finally:
         _stop_controllers(sub, namespaces)
     return result

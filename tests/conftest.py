@@ -110,14 +110,27 @@ def kubectl(kubeconfig: str, kubectl_binary: str) -> Callable[..., str]:
     return run
 
 
-@pytest.fixture
-def namespace(request: pytest.FixtureRequest, kubectl: Callable[..., str]) -> Iterator[str]:
-    """A fresh namespace named after the test, deleted (without waiting) afterwards."""
+def fresh_namespace(request: pytest.FixtureRequest, kubectl: Callable[..., str]) -> Iterator[str]:
+    """Generator body for fixtures: a new namespace named after the test (or module), deleted (without
+    waiting) afterwards."""
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kubectl: Callable[..., str]) -> Iterator[str]:
+    """A fresh namespace named after the test, deleted (without waiting) afterwards."""
+    yield from fresh_namespace(request, kubectl)
+
+
+@pytest.fixture(scope="module")
+def module_namespace(request: pytest.FixtureRequest, kubectl: Callable[..., str]) -> Iterator[str]:
+    """One namespace for a whole module, for tests that share a controller (and its start-up) but each
+    work on requests of their own names, so that they never see each other's objects."""
+    yield from fresh_namespace(request, kubectl)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ ask for none: the machine's 2 cores are shared by every test session.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -30,9 +30,17 @@ WORKER_SPEC = EXAMPLE["data"]["worker-template"]
 START = 420
 
 
-@pytest.fixture
-def controller(kubeconfig: str, namespace: str, tmp_path: Path, real_node: str) -> Iterator[ControllerProcess]:
-    yield from running_controller(kubeconfig, [namespace], tmp_path)
+@pytest.fixture(scope="module")
+def namespace(module_namespace: str) -> str:
+    """One namespace and one controller for the module (their start-up once, not per test): every test's
+    request has a name of its own and each check looks only at that request's objects."""
+    return module_namespace
+
+
+@pytest.fixture(scope="module")
+def controller(kubeconfig: str, namespace: str, tmp_path_factory: pytest.TempPathFactory, real_node: str
+               ) -> Iterator[ControllerProcess]:
+    yield from running_controller(kubeconfig, [namespace], tmp_path_factory.mktemp("controller"))
 
 
 @pytest.fixture
@@ -133,10 +141,15 @@ def test_a_job_whose_image_cannot_start_fails_with_the_kubelets_reason(
 
 def test_job_ttl_deletes_the_finished_request(
         cluster: Cluster, controller: ControllerProcess, kubectl: Callable[..., str], namespace: str) -> None:
-    submit(kubectl, namespace, "brief", {"workers": "0", "worker-template": WORKER_SPEC, "job-ttl": "20",
+    ttl = 6
+    submit(kubectl, namespace, "brief", {"workers": "0", "worker-template": WORKER_SPEC, "job-ttl": str(ttl),
                                          "job-template": job_template("python3", "-c", "print('done')")})
     finished(cluster, "brief", "Succeeded", controller)
+    ended = time.monotonic()
     wait_for("job-ttl to delete the request", lambda: cluster.configmap("brief") is None, timeout=90)
+    kept = time.monotonic() - ended
+    # Counted from when the controller saw the end, a moment before this test saw the status say so.
+    assert kept >= ttl - 3, f"the finished request was deleted {kept:.1f} s after it ended; job-ttl is {ttl} s"
     # The garbage collector takes the job pod with it.
     wait_for("the job pod to go with its request", lambda: not cluster.pods("brief", include_deleting=True),
              timeout=120)
@@ -144,7 +157,9 @@ def test_job_ttl_deletes_the_finished_request(
 
 def test_deleting_the_request_while_the_job_runs_stops_everything(
         cluster: Cluster, controller: ControllerProcess, kubectl: Callable[..., str], namespace: str) -> None:
-    sleeper = job_template("python3", "-c", "import time; time.sleep(3600)")
+    # Stops at SIGTERM (PID 1 ignores it otherwise), so the pods go without waiting out their grace period.
+    sleeper = job_template("python3", "-c", "import os, signal, time; "
+                           "signal.signal(signal.SIGTERM, lambda *_: os._exit(0)); time.sleep(3600)")
     submit(kubectl, namespace, "forever", {"workers": "0", "worker-template": WORKER_SPEC, "job-template": sleeper})
     wait_for("the job pod to run", lambda: [p for p in cluster.pods("forever", "job") if p.status.phase == "Running"],
              timeout=START)

@@ -19,7 +19,7 @@ from dask.distributed import Client
 from kubedask import KubeCluster, make_pod_spec, spec
 from test_client_kubecluster import cluster_config, controller  # noqa: F401  (fixtures)
 
-from tests.integration.controller_harness import wait_for
+from tests.integration.controller_harness import gathered_sum, scatter_range, wait_for
 
 SMALL = {"image": "ghcr.io/dask/dask:latest", "memory_limit": "512M", "memory_request": "256M", "cpu_limit": 1,
          "cpu_request": "100m"}
@@ -80,7 +80,7 @@ def test_a_changed_worker_env_replaces_every_worker_and_keeps_the_data(
             assert len(old) == 3
             # Persisted (recomputable) and scattered (not recomputable: it survives only if handed over) data.
             array = da.arange(300_000, chunks=10_000).persist()
-            chunks = client.scatter([list(range(i, i + 10_000)) for i in range(0, 300_000, 10_000)])
+            chunks = scatter_range(client, 300_000)
             holders = {w for ws in client.who_has(chunks).values() for w in ws}
             assert len(holders) == 3  # spread over all three workers, so each must hand its part over
 
@@ -112,7 +112,7 @@ def test_a_changed_worker_env_replaces_every_worker_and_keeps_the_data(
             took = time.monotonic() - started
             assert not old & {p.metadata.name for p in pods}
             assert set(client.run(read_env, RELEASE).values()) == {"2"}  # the workers themselves run with it
-            assert sum(map(sum, client.gather(chunks))) == sum(range(300_000))
+            assert gathered_sum(client, chunks) == sum(range(300_000))
             assert int(array.sum().compute()) == sum(range(300_000))
             print(f"rolling update: {took:.0f} s, {sampler.samples} samples, at most {sampler.most} worker pods "
                   f"holding resources ({sampler.most_with_terminating} with stopped and terminating ones)")

@@ -262,6 +262,20 @@ class Cluster:
             raise AssertionError(f"{exc}\nworkers now: {self.worker_names(name)}") from None
 
 
+def scatter_range(client: Any, total: int, chunk: int = 10_000) -> list[Any]:
+    """``range(total)`` scattered in chunks: data that cannot be recomputed, so it survives only if the
+    workers holding it hand it over. Numpy chunks, each one buffer on the wire: a list of ints is serialized
+    element by element (30-50 s to scatter or gather 400,000 on this machine, against 0.2 s)."""
+    import numpy as np
+
+    return list(client.scatter([np.arange(i, min(i + chunk, total)) for i in range(0, total, chunk)]))
+
+
+def gathered_sum(client: Any, chunks: list[Any]) -> int:
+    """The sum of what :func:`scatter_range` scattered, gathered back from the workers."""
+    return sum(int(c.sum()) for c in client.gather(chunks))
+
+
 def load_yaml(text: str) -> Any:
     return yaml.safe_load(text)
 

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 import yaml
-from controller_harness import REPO, Cluster, ControllerProcess, running_controller, wait_for
+from controller_harness import (
+    REPO,
+    Cluster,
+    ControllerProcess,
+    gathered_sum,
+    running_controller,
+    scatter_range,
+    wait_for,
+)
 
 pytestmark = pytest.mark.realnode
 WORKER_SPEC = (REPO / "examples" / "worker-spec.yml").read_text()
@@ -53,13 +61,13 @@ def test_worker_spec_cluster_computes_and_keeps_data_through_graceful_scale_down
         assert names == pods  # the pod name is the Dask worker name
 
         # Scattered data cannot be recomputed: it survives only if retiring workers hand it over.
-        chunks = client.scatter([list(range(i, i + 10_000)) for i in range(0, 300_000, 10_000)])
+        chunks = scatter_range(client, 300_000)
         holders = {w for ws in client.who_has(chunks).values() for w in ws}
         assert len(holders) == 3  # spread over all workers, so two of them must hand theirs over
         kubectl("patch", "cm", "seed", "-n", namespace, "-p", '{"data":{"workers":"1"}}')
         remaining = cluster.wait_workers("seed", 1, timeout=180)
         wait_for("the scheduler to see one worker", lambda: len(client.scheduler_info()["workers"]) == 1)
-        assert sum(map(sum, client.gather(chunks))) == sum(range(300_000))
+        assert gathered_sum(client, chunks) == sum(range(300_000))
         assert {w["name"] for w in client.scheduler_info()["workers"].values()} == set(remaining)
     reasons = {e.reason for e in cluster.events("seed")}
     assert "WorkersRetired" in reasons

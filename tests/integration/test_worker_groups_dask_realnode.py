@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_harness import REPO, Cluster, ControllerProcess, running_controller, wait_for
+from controller_harness import (
+    REPO,
+    Cluster,
+    ControllerProcess,
+    gathered_sum,
+    running_controller,
+    scatter_range,
+    wait_for,
+)
 from test_controller_realnode import apply_request, dask_client
 
 pytestmark = pytest.mark.realnode
@@ -44,7 +52,7 @@ def test_scaling_down_one_group_of_two_retires_only_that_groups_workers_and_keep
     with dask_client(cluster, "pair") as client:
         client.wait_for_workers(4, timeout=120)
         # Scattered data cannot be recomputed: it survives only if the retired workers hand it over.
-        chunks = client.scatter([list(range(i, i + 10_000)) for i in range(0, 400_000, 10_000)])
+        chunks = scatter_range(client, 400_000)
         holders = {w for ws in client.who_has(chunks).values() for w in ws}
         names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
         assert {names[h] for h in holders} >= set(big)  # both of the group's workers hold some of it
@@ -54,7 +62,7 @@ def test_scaling_down_one_group_of_two_retires_only_that_groups_workers_and_keep
         wait_for("the scheduler to see two workers", lambda: len(client.scheduler_info()["workers"]) == 2, 60)
         assert group_pods(cluster, "pair", "default") == default  # the other group kept every worker
         assert {w["name"] for w in client.scheduler_info()["workers"].values()} == set(default)
-        assert sum(map(sum, client.gather(chunks))) == sum(range(400_000))
+        assert gathered_sum(client, chunks) == sum(range(400_000))
     events = {(e.reason, e.message) for e in cluster.events("pair")}
     retired = [m for r, m in events if r == "WorkersRetired"]
     assert retired and all(b in " ".join(retired) for b in big), events

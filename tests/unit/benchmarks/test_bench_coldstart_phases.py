@@ -69,9 +69,11 @@ def test_phases_are_durations_between_milestones_and_skip_runs_missing_one() -> 
     assert table["worker: Nanny -> worker process listening"] == []
 
 
-def test_a_variant_reads_environment_worker_flags_and_namespace() -> None:
-    variant = Variant.parse("fast=DASK_A=fork,DASK_B=x=y,--no-dashboard,ns:team-b")
-    assert variant == Variant("fast", {"DASK_A": "fork", "DASK_B": "x=y"}, ["--no-dashboard"], "team-b")
+def test_a_variant_reads_environment_worker_flags_namespace_and_pod_fields() -> None:
+    variant = Variant.parse("fast=DASK_A=fork,DASK_B=x=y,--no-dashboard,ns:team-b,"
+                            "pod.automount_service_account_token=false")
+    assert variant == Variant("fast", {"DASK_A": "fork", "DASK_B": "x=y"}, ["--no-dashboard"], "team-b",
+                              {"automount_service_account_token": False})
     assert Variant.parse("plain=") == Variant("plain", {}, [])
 
 
@@ -80,3 +82,14 @@ def test_a_variant_reads_environment_worker_flags_and_namespace() -> None:
 def test_a_malformed_variant_says_what_is_wrong(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Variant.parse(text)
+
+
+def test_the_probe_reports_its_client_import_seconds_beside_the_total() -> None:
+    from benchmarks import coldstart_probe
+    from benchmarks.scenarios import PROBE_IMPORT_MARKER, PROBE_MARKER, parse_probe_output
+
+    assert coldstart_probe.IMPORT_MARKER == PROBE_IMPORT_MARKER
+    out = f"progress without a newline\n{PROBE_IMPORT_MARKER}0.612\n{PROBE_MARKER}6.950\n"
+    assert parse_probe_output(out) == 6.95
+    assert parse_probe_output(out, PROBE_IMPORT_MARKER) == 0.612
+    assert parse_probe_output(f"{PROBE_MARKER}6.950\n", PROBE_IMPORT_MARKER) is None  # an older probe
