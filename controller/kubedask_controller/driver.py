@@ -40,7 +40,8 @@ class RequestDriver:
         self.age = (str(metadata.get("creationTimestamp") or ""), self.name)
         self.body, self._view = body, relevant(body)
         self.trigger = Trigger(self.settings.debounce)
-        self.reporter = Reporter(self.kube, body, self.clock, self.settings.expectation_timeout)
+        self.reporter = Reporter(self.kube, body, self.clock, self.settings.expectation_timeout,
+                                 self.settings.status_interval, self.trigger.pull)
         self.expectations = Expectations(self.clock, self.settings.expectation_timeout)
         self.retirement = Retirement(self.settings.retire_timeout, self.trigger.pull)
         self.executor = Executor(self.kube, self.namespace, self.name, self.uid, self.expectations,
@@ -85,6 +86,7 @@ class RequestDriver:
                              f"{self.namespace}/{self.name}")
         finally:
             self.retirement.cancel()
+            self.reporter.cancel_deferred()
 
     async def reconcile_once(self) -> float | None:
         """One level-triggered pass; returns seconds until the next timed pass (None: only on events)."""

@@ -6,6 +6,12 @@ something visible differs (``status.status_patch``), so a cluster at rest costs 
 write and its watch event the written status stands in for the body's (else the next pass would write
 it twice). A phase change to Running or Failed is announced as an Event.
 
+Progress alone (counts and messages, with the same phase and the same condition states) is written at
+most once per ``progress_interval``: a cluster of 1,000 workers coming up would otherwise write its status
+on most passes, and 100 such clusters keep the API server and etcd busy with writes nobody reads that
+fast. A change held back is written by the pass that ``wake`` asks for when the interval is over (that
+pass computes the status afresh); phase and condition changes, Events and repairs are written at once.
+
 Events never hold up a pass: :meth:`Reporter.event` queues one and returns, and a single task per request
 posts the queue in order (fenced like every write: one whose send finds the lease gone is not sent). The
 queue is bounded (:data:`EVENT_BACKLOG`): while the Event API is slow or down, the oldest waiting Events
@@ -19,6 +25,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kubedask.spec import PHASE_LABEL, STATUS_ANNOTATION, ClusterStatus, parse_status
@@ -36,11 +43,16 @@ EVENT_BACKLOG = 32
 
 
 class Reporter:
-    def __init__(self, kube: ClusterApi, body: Body, clock: Clock, echo_timeout: float = 60.0) -> None:
+    def __init__(self, kube: ClusterApi, body: Body, clock: Clock, echo_timeout: float = 60.0,
+                 progress_interval: float = 0.0, wake: Callable[[], None] = lambda: None) -> None:
         self.kube = kube
         self.clock = clock
         #: How long a write not yet seen in the watch stands in for the body's status.
         self.echo_timeout = echo_timeout
+        #: Seconds between writes that only show progress, and how to ask for the pass that writes one.
+        self.progress_interval, self.wake = progress_interval, wake
+        self._written_at = float("-inf")
+        self._deferred: asyncio.TimerHandle | None = None
         metadata = body["metadata"]
         self.namespace, self.name = metadata["namespace"], metadata["name"]
         self.body = body
@@ -134,16 +146,38 @@ class Reporter:
         patch = status.status_patch(new, previous, {PHASE_LABEL: phase} if phase else {},
                                     now=status.timestamp(self.clock.wall()), force=altered)
         if patch is None:
+            self.cancel_deferred()
             return
+        if event is None and not altered and phase == new.phase and status.progress_only(previous, new):
+            wait = self._written_at + self.progress_interval - self.clock.monotonic()
+            if wait > 0:
+                self._defer(wait)
+                return
+        self.cancel_deferred()
         logger.debug("%s/%s: status changes: %s", self.namespace, self.name, patch["metadata"]["annotations"])
         # Phase Events follow what this process announced, not a phase someone else wrote meanwhile.
         announced = self._written[1] if self._written is not None else (previous.phase if previous else None)
         patched = await self.kube.patch_configmap(self.namespace, self.name, patch)
         self._written = (patch["metadata"]["annotations"][STATUS_ANNOTATION], new.phase)
-        self._unseen_until = self.clock.monotonic() + self.echo_timeout
+        self._written_at = self.clock.monotonic()
+        self._unseen_until = self._written_at + self.echo_timeout
         if patched is not None:
             self.resource_version = (patched.get("metadata") or {}).get("resourceVersion") or self.resource_version
         if event:
             await self.event(*event)
         elif announced != new.phase and new.phase in ("Running", "Failed"):
             await self.event(f"Phase{new.phase}", new.message)
+
+    def _defer(self, wait: float) -> None:
+        if self._deferred is None:
+            self._deferred = asyncio.get_running_loop().call_later(wait, self._deferred_due)
+
+    def _deferred_due(self) -> None:
+        self._deferred = None
+        self.wake()
+
+    def cancel_deferred(self) -> None:
+        """No pass is to be asked for a held-back write (one is being written, or the driver stops)."""
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None

@@ -22,6 +22,9 @@ class Settings:
     #: Slow start for creates: this many first, then the rest with ``max_in_flight`` at a time.
     first_batch: int = 16
     max_in_flight: int = 64
+    #: Seconds between status writes that only show progress (counts, messages) while a cluster scales;
+    #: phase and condition changes are written at once.
+    status_interval: float = 1.0
     #: How long an unseen create / delete is trusted before the LIST is believed instead.
     expectation_timeout: float = 60.0
     idle_poll_interval: float = 15.0

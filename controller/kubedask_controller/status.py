@@ -149,6 +149,24 @@ def _comparable(status: ClusterStatus) -> dict[str, Any]:
     return data
 
 
+#: What changes while a cluster scales and nothing else happens: counts, and the messages that quote them.
+_PROGRESS_FIELDS = ("workers", "workerGroups", "message")
+
+
+def progress_only(previous: ClusterStatus | None, new: ClusterStatus) -> bool:
+    """True when ``new`` differs from ``previous`` in counts and messages alone (the same phase, the same
+    conditions in the same states): a change the reporter may hold back for a while."""
+    if previous is None:
+        return False
+    before, after = _comparable(previous), _comparable(new)
+    for data in (before, after):
+        for field in _PROGRESS_FIELDS:
+            data.pop(field, None)
+        for condition in data["conditions"]:
+            condition.pop("message", None)
+    return before == after
+
+
 def status_patch(new: ClusterStatus, previous: ClusterStatus | None, labels: Mapping[str, str],
                  now: str, force: bool = False) -> dict[str, Any] | None:
     """A merge patch for the request's metadata, or None when nothing visible changed (unless ``force``:
