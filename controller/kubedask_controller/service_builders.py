@@ -5,6 +5,13 @@ labels. Other parties write to a Service too (cloud controllers add annotations 
 Service records which label and annotation keys the controller put there (:data:`APPLIED_KEYS_ANNOTATION`,
 as kubectl's last-applied does): a key dropped from the template or the request is removed, and a key the
 controller never set is never touched.
+
+The Service publishes the scheduler pod's address before the pod is Ready (``publishNotReadyAddresses``):
+workers and clients connect as soon as the scheduler listens, instead of after its readiness probe has
+passed and the endpoints have been written (about a second of every cold start). Readiness still gates
+what the controller does (status, jobs). The scheduler pod has a fixed name, so an old and a new
+scheduler are never both in the endpoints: a terminating scheduler stays there until its pod is gone, and
+a worker that reaches it in that window is refused or dropped and retries, as against no endpoint.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ def build_service(request: ClusterRequest, namespace: str, owner: Mapping[str, A
             **{k: copy.deepcopy(v) for k, v in template.spec.items() if k != "type"},
             "type": request.scheduler_service_type,
             "selector": selector(request.name, "scheduler"),
+            "publishNotReadyAddresses": True,
             "ports": [{"name": names[port], "port": port, "targetPort": port, "protocol": "TCP"}
                       for port in (SCHEDULER_PORT, DASHBOARD_PORT)],
         },
@@ -76,6 +84,7 @@ def service_patch(request: ClusterRequest, service: Mapping[str, Any]) -> Manife
 
     Labels and annotations the request sets are added or changed; those the controller set earlier (by the
     record) and the request no longer sets are removed; others on the Service are left alone.
+    ``publishNotReadyAddresses`` is set on a Service an older controller made without it;
     ``loadBalancerSourceRanges`` follows the template (removed with it); ``externalTrafficPolicy`` is set
     when the template gives it (the API server defaults it otherwise); port names are changed in place,
     keeping each port's nodePort."""
@@ -95,6 +104,9 @@ def service_patch(request: ClusterRequest, service: Mapping[str, Any]) -> Manife
     changes: dict[str, Any] = {}
     if spec.get("type") != want["spec"]["type"]:
         changes["type"] = want["spec"]["type"]
+    # A Service made by an older controller lacks it (the API server omits false).
+    if bool(spec.get("publishNotReadyAddresses")) != want["spec"]["publishNotReadyAddresses"]:
+        changes["publishNotReadyAddresses"] = want["spec"]["publishNotReadyAddresses"]
     if spec.get("loadBalancerSourceRanges") != want["spec"].get("loadBalancerSourceRanges"):
         changes["loadBalancerSourceRanges"] = want["spec"].get("loadBalancerSourceRanges")
     policy = want["spec"].get("externalTrafficPolicy")

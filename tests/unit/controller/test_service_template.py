@@ -39,6 +39,8 @@ def test_the_template_sets_labels_annotations_and_safe_fields_but_never_the_sele
 @pytest.mark.parametrize(("template", "words"), [
     ({"spec": {"selector": {"app": "x"}}}, "spec.selector cannot be set"),
     ({"spec": {"clusterIP": "None"}}, "spec.clusterIP cannot be set"),
+    # The controller's: workers must reach the scheduler as soon as it listens.
+    ({"spec": {"publishNotReadyAddresses": False}}, "spec.publishNotReadyAddresses cannot be set"),
     ({"spec": {"type": "ExternalName"}}, "spec.type is 'ExternalName'"),
     ({"spec": {"ports": [{"port": 9999, "name": "x"}]}}, "port 9999 is not one of"),
     ({"spec": {"ports": [{"port": 8786, "name": "x", "nodePort": 30000}]}}, "only a port's name"),
@@ -88,6 +90,16 @@ def test_a_service_as_built_needs_no_patch_and_an_edit_is_patched_live() -> None
     assert "selector" not in patch["spec"]
     (action,) = [a for a in plan(request(), OBSERVED, 0, "ClusterIP", plain).actions if isinstance(a, PatchService)]
     assert action.patch == patch
+
+
+def test_the_service_publishes_the_scheduler_before_it_is_ready_and_an_older_service_is_patched() -> None:
+    built = service_builders.build_service(parse_request("analysis", request_data(workers=0)), "ns", OWNER)
+    assert built["spec"]["publishNotReadyAddresses"] is True
+    # A Service an older controller made: the API server omits the field when false.
+    older = {**built, "spec": {k: v for k, v in built["spec"].items() if k != "publishNotReadyAddresses"}}
+    plain = parse_request("analysis", request_data(workers=0))
+    assert service_builders.service_patch(plain, older) == {"spec": {"publishNotReadyAddresses": True}}
+    assert service_builders.service_patch(plain, built) is None
 
 
 def test_removing_source_ranges_from_the_template_removes_them_from_the_service() -> None:
