@@ -174,6 +174,9 @@ def _renamed(annotation: str, old: Any, new: str) -> str:
 def _pod_spec(template: PodTemplate, component: str, address: str) -> dict[str, Any]:
     spec = copy.deepcopy(template.spec)
     spec.setdefault("restartPolicy", "Never")
+    # Dask needs no API token, and a mounted one lets whoever runs code on the cluster call the API server
+    # as the pod's service account. A template may ask for it when the policy allows (allowServiceAccountToken).
+    spec.setdefault("automountServiceAccountToken", False)
     for group in ("initContainers", "containers"):
         for container in spec.get(group) or []:
             _set_env(container, "DASK_SCHEDULER_ADDRESS", address)

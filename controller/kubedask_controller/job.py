@@ -73,6 +73,8 @@ def build_job_pod(request: ClusterRequest, namespace: str, owner: Mapping[str, A
         raise ValueError(f"the request {request.name} has no {KEY_JOB_TEMPLATE}")
     spec = copy.deepcopy(template.spec)
     spec.setdefault("restartPolicy", "Never")
+    # As for the scheduler and workers: no API token unless the template asks (and the policy allows it).
+    spec.setdefault("automountServiceAccountToken", False)
     address = scheduler_address(request, namespace)
     for group in ("initContainers", "containers"):
         for container in spec.get(group) or []:

@@ -44,6 +44,7 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
         "allowedServiceAccounts": ["default", "dask"],
         "allowedSecrets": ["s3-creds"],
         "allowServiceAccountTokenProjection": True,
+        "allowServiceAccountToken": True,
         "allowedVolumeTypes": ["emptyDir", "configMap", "downwardAPI", "persistentVolumeClaim"],
         "allowNodeName": True,
         "allowedTolerations": ["k8s.dask.org/dedicated", "example.com/spot"],

@@ -1,8 +1,8 @@
 """Deputy rules: what a pod creator could do that a ConfigMap writer must not gain through the controller.
 
 Pod Security says nothing about these. Each is refused under every profile (``privileged`` too) unless
-the admin's allowlist names it: Secrets, service-account tokens, volume types, node placement,
-priority and runtime classes, resource claims.
+the admin's allowlist names it: Secrets, service-account tokens (mounted or projected), volume types, node
+placement, priority and runtime classes, resource claims.
 """
 
 from __future__ import annotations
@@ -72,6 +72,13 @@ def _service_accounts(spec: dict[str, Any], rules: Rules) -> Iterator[Refusal]:
         if account not in (None, "") and not allowed(account, rules.allowed_service_accounts):
             yield _list_refusal(f"spec.{field}", account, "the pod would run with that service account's "
                                 "rights", "allowed_service_accounts")
+    # The controller mounts no token unless a template asks; allowing a service account does not imply its
+    # token (an account's rights may be meant for the pod's identity elsewhere, e.g. a cloud's workload
+    # identity): an admin allows both.
+    if spec.get("automountServiceAccountToken") is True and not rules.allow_service_account_token:
+        yield Refusal("spec.automountServiceAccountToken", True, "its user could call the API server as that "
+                      "service account", key_of("allow_service_account_token"), "set true",
+                      fix="Remove it (the controller mounts no token)")
     if rules.allow_service_account_token_projection:
         return
     for path, _type, source in volume_sources(spec):

@@ -58,6 +58,7 @@ class Rules(BaseModel):
     allowed_secrets: tuple[str, ...] = Field(default=(), alias="allowedSecrets")
     allow_service_account_token_projection: bool = Field(
         default=False, alias="allowServiceAccountTokenProjection")
+    allow_service_account_token: bool = Field(default=False, alias="allowServiceAccountToken")
     allowed_volume_types: tuple[str, ...] = Field(default=DEFAULT_VOLUME_TYPES, alias="allowedVolumeTypes")
     allow_node_name: bool = Field(default=False, alias="allowNodeName")
     allowed_tolerations: tuple[str, ...] = Field(default=DEFAULT_TOLERATIONS, alias="allowedTolerations")

@@ -106,12 +106,21 @@ def test_labels_owner_and_classic_scheduling_defaults() -> None:
     assert spec["containers"][0]["imagePullPolicy"] == "IfNotPresent"
 
 
+def test_pods_get_no_service_account_token_unless_the_template_asks() -> None:
+    request = parse_request("analysis", request_data())
+    for pod in (builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER),
+                builders.build_scheduler_pod(request, NS, OWNER)):
+        assert pod["spec"]["automountServiceAccountToken"] is False
+
+
 def test_template_choices_win_over_defaults() -> None:
     template = {"restartPolicy": "OnFailure", "tolerations": [{"key": "x", "operator": "Exists"}],
+                "automountServiceAccountToken": True,
                 "containers": [{"name": "w", "image": "img", "imagePullPolicy": "Always"}]}
     request = parse_request("analysis", request_data(worker_template=template))
     spec = builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER)["spec"]
     assert spec["restartPolicy"] == "OnFailure"
+    assert spec["automountServiceAccountToken"] is True  # the policy decides whether it may (deputy)
     assert spec["tolerations"][0] == {"key": "x", "operator": "Exists"}
     assert spec["containers"][0]["imagePullPolicy"] == "Always"
 

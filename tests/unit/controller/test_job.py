@@ -59,6 +59,12 @@ def test_a_job_runs_once_unless_its_template_says_otherwise() -> None:
     assert "tolerations" not in job.build_job_pod(request(), "ns", OWNER)["spec"]  # not a Dask pod
 
 
+def test_a_job_pod_gets_no_service_account_token_unless_its_template_asks() -> None:
+    assert job.build_job_pod(request(), "ns", OWNER)["spec"]["automountServiceAccountToken"] is False
+    asks = {**JOB, "spec": {**JOB["spec"], "automountServiceAccountToken": True}}  # type: ignore[dict-item]
+    assert job.build_job_pod(request(asks), "ns", OWNER)["spec"]["automountServiceAccountToken"] is True
+
+
 def test_building_does_not_change_the_request() -> None:
     req = request()
     job.build_job_pod(req, "ns", OWNER)

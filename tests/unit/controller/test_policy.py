@@ -96,6 +96,7 @@ def test_defaults_are_those_of_the_documented_format() -> None:
     assert Policy().model_dump(by_alias=True) == {
         "profile": "baseline", "podSecurityExemptions": (), "allowedCapabilities": (), "allowedSysctls": (),
         "allowedServiceAccounts": ("default",), "allowedSecrets": (), "allowServiceAccountTokenProjection": False,
+        "allowServiceAccountToken": False,
         "allowedVolumeTypes": ("emptyDir", "configMap", "downwardAPI"), "allowNodeName": False,
         "allowedTolerations": ("k8s.dask.org/dedicated", "k8s.dask.org_dedicated", "nvidia.com/gpu"),
         "allowedPriorityClasses": (), "allowedRuntimeClasses": (), "allowResourceClaims": False,

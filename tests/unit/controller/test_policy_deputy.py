@@ -52,6 +52,8 @@ CASES: dict[str, tuple[dict[str, Any], str, str, str, dict[str, Any]]] = {
                         "spec.volumes[0].projected.sources[0].serviceAccountToken",
                         '{"audience": "vault", "path": "t"}',
                         "allowServiceAccountTokenProjection", {"allowServiceAccountTokenProjection": True}),
+    "automountServiceAccountToken": (pod(automountServiceAccountToken=True), "spec.automountServiceAccountToken",
+                                     "true", "allowServiceAccountToken", {"allowServiceAccountToken": True}),
     "serviceAccountName": (pod(serviceAccountName="admin"), "spec.serviceAccountName", '"admin"',
                            "allowedServiceAccounts", {"allowedServiceAccounts": ["default", "admin"]}),
     "serviceAccount": (pod(serviceAccount="admin"), "spec.serviceAccount", '"admin"', "allowedServiceAccounts",
@@ -114,6 +116,21 @@ def test_default_allowlists_admit_an_ordinary_dask_pod() -> None:
                  {"name": "info", "downwardAPI": {"items": []}},
                  {"name": "both", "projected": {"sources": [{"configMap": {"name": "c"}}, {"downwardAPI": {}}]}}],
     )), Policy(), NAMESPACE)
+
+
+def test_an_allowed_service_account_does_not_bring_its_token_and_the_refusal_says_why() -> None:
+    asks = request(pod(serviceAccountName="dask", automountServiceAccountToken=True))
+    policy = Policy(allowedServiceAccounts=["default", "dask"])
+    message = refusal(asks, policy)
+    assert "spec.automountServiceAccountToken is true: its user could call the API server as that service " \
+           "account. Remove it" in message
+    assert "set true policy key allowServiceAccountToken (in the policy ConfigMap, Helm value " \
+           "policy.allowServiceAccountToken; for namespace team-a only: " \
+           "namespaces.team-a.allowServiceAccountToken)" in message
+    admit(asks, policy.model_copy(update={"allow_service_account_token": True}), NAMESPACE)
+    # Without a token the account is admitted as before; a template may also turn the token off itself.
+    admit(request(pod(serviceAccountName="dask")), policy, NAMESPACE)
+    admit(request(pod(automountServiceAccountToken=False)), Policy(), NAMESPACE)
 
 
 def test_a_secret_allowlisted_for_one_namespace_is_that_one_only() -> None:
