@@ -34,6 +34,7 @@ def test_quickstart_spec_has_classic_worker_args_and_resources() -> None:
         "1",
         "--death-timeout",
         "60",
+        "--no-dashboard",
         "--memory-limit",
         "4G",
     ]

@@ -43,7 +43,7 @@ def test_a_bare_image_runs_dask_worker_with_its_name() -> None:
     request = parse_request("analysis", request_data(worker_template=template))
     pod = builders.build_worker_pod(request, NS, "analysis-worker-abcde", OWNER)
     assert pod["spec"]["containers"][0]["args"] == [
-        "dask", "worker", "--name", "analysis-worker-abcde", "--death-timeout", "60"]
+        "dask", "worker", "--no-dashboard", "--name", "analysis-worker-abcde", "--death-timeout", "60"]
 
 
 def test_what_the_builders_add_passes_the_restricted_profile() -> None:
