@@ -26,12 +26,16 @@ import logging
 import ssl
 import urllib.parse
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from kubernetes.client import Configuration
 
 from .reconnect import GaveUp, Reconnect, with_retries
+
+if TYPE_CHECKING:
+    import aiohttp
+# aiohttp itself is imported where it is used: it is ~0.15 s of a fresh ``from kubedask import KubeCluster``,
+# and only a port-forward needs it.
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class PortForwardError(ConnectionError):
 
 def transient(error: BaseException) -> bool:
     """Whether opening a stream may succeed if tried again soon (the API server is down or not ready)."""
+    import aiohttp
     if isinstance(error, aiohttp.WSServerHandshakeError):
         return error.status in TRANSIENT_STATUSES
     if isinstance(error, aiohttp.ClientSSLError):
@@ -60,6 +65,7 @@ def transient(error: BaseException) -> bool:
 
 def describe(error: BaseException, configuration: Configuration) -> str:
     """What went wrong opening a stream, in words that name the API server."""
+    import aiohttp
     if isinstance(error, aiohttp.WSServerHandshakeError):
         return f"the API server at {configuration.host} answered HTTP {error.status} {error.message}"
     if isinstance(error, asyncio.TimeoutError):
@@ -135,6 +141,7 @@ class PortForward:
 
     async def start(self) -> None:
         """Open one listener per remote port, each on a free local port."""
+        import aiohttp
         self._session = aiohttp.ClientSession()
         for remote in self.ports:
             server = await asyncio.start_server(self._acceptor(remote), self.host, 0)
@@ -149,6 +156,7 @@ class PortForward:
         Raises:
             PortForwardError: the API server refused the stream or the pod's port is closed.
         """
+        import aiohttp
         assert self._session is not None
         url = portforward_url(self.configuration, self.namespace, self.pod, remote_port)
         try:
@@ -208,6 +216,7 @@ class PortForward:
         return accept
 
     async def _accept(self, remote: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import aiohttp
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
@@ -243,6 +252,7 @@ class PortForward:
         )
 
     async def _serve(self, remote: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import aiohttp
         ws = await with_retries(lambda: self._open(remote), self.reconnect, transient,
                                 lambda e: describe(e, self.configuration))
         self.last_error = None
@@ -273,6 +283,7 @@ async def _local_to_ws(reader: asyncio.StreamReader, ws: aiohttp.ClientWebSocket
 
 async def _ws_to_local(ws: aiohttp.ClientWebSocketResponse, writer: asyncio.StreamWriter, what: str) -> None:
     """Copy channel 0 to the local socket; report channel 1 (errors). Each channel starts with its port."""
+    import aiohttp
     seen_header = {0: False, 1: False}
     error = b""
     async for message in ws:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import dask.config
 import yaml
@@ -30,7 +31,10 @@ from .spec import MAX_TEMPLATE_BYTES, is_pod_manifest, template_problem
 WORKER_CONTAINER_NAME = "dask-worker"
 
 
-PodTemplate = client.V1Pod | Mapping[str, Any] | str | os.PathLike[str]
+# ``client.V1Pod`` named, not touched: the kubernetes client loads its models on first attribute access, and
+# V1Pod's tree of models is ~0.25 s of a fresh ``from kubedask import KubeCluster`` (from_yaml and dict
+# templates never need it).
+PodTemplate = Union["client.V1Pod", Mapping[str, Any], str, "os.PathLike[str]"]
 
 
 class TemplateError(ValueError):
@@ -126,6 +130,12 @@ def make_pod_spec(
     return pod
 
 
+def _is_v1pod(template: Any) -> bool:
+    # Without loading the model: a V1Pod can only exist once its module has been imported.
+    module = sys.modules.get("kubernetes.client.models.v1_pod")
+    return module is not None and isinstance(template, module.V1Pod)
+
+
 def _merge_extra(target: dict[str, Any], extra: Mapping[str, Any], model: type[Any], what: str) -> None:
     allowed = set(model.attribute_map.values())
     for key, value in extra.items():
@@ -163,7 +173,7 @@ def load_pod_template(template: PodTemplate | None) -> dict[str, Any] | None:
     """
     if template is None:
         return None
-    if isinstance(template, client.V1Pod):
+    if _is_v1pod(template):
         data: Any = client.ApiClient().sanitize_for_serialization(template)
     elif isinstance(template, str | os.PathLike):
         data = dask.config.expand_environment_variables(read_yaml(template))
