@@ -60,6 +60,11 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
+    # Kopf runs a task per object that holds the object's last event body until none came for this long
+    # (5 s by default): while 10,000 pods start, nearly every one of them has its body held at once. The
+    # handlers only forward events, so a worker has nothing to wait for: 20 clusters x 100 workers peaked
+    # at 150-162 MiB RSS with 5 s and 132-136 MiB with 0.5 s, same CPU.
+    settings.queueing.idle_timeout = 0.5
     # Kopf would turn per-object log lines into Events (writes); the controller posts its own Events.
     settings.posting.enabled = False
     settings.persistence.diffbase_storage = NoDiffBase()

@@ -20,10 +20,11 @@ With ``watched=False`` every pass reads (the unit tests' API fakes have no watch
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubedask.spec import COMPONENT_LABEL, ClusterRequest, scheduler_name
+from kubedask.spec import COMPONENT_LABEL, WORKER_GROUP_LABEL, ClusterRequest, scheduler_name
 
 from . import builders
 from .api import ClusterApi
@@ -36,6 +37,12 @@ Body = dict[str, Any]
 #: Seconds after a watch re-listed during which every pass reads for itself.
 RELIST_GRACE = 10.0
 _OWNED_KINDS = ("Service", "PodDisruptionBudget")
+#: What :func:`slim` keeps of a worker's metadata as is (values of its own), and the labels that are read.
+_KEPT_METADATA = ("name", "uid", "creationTimestamp", "deletionTimestamp", "resourceVersion")
+_READ_LABELS = (COMPONENT_LABEL, WORKER_GROUP_LABEL)
+#: The Ready condition as slim views keep it, shared by every pod (never modified).
+_READY_TRUE = {"type": "Ready", "status": "True"}
+_READY_NOT = {"type": "Ready", "status": "False"}
 
 
 def _version(obj: Body) -> int | None:
@@ -52,22 +59,35 @@ def _newer(candidate: Body, current: Body | None) -> bool:
     return ours is None or theirs is None or ours >= theirs
 
 
+def _shared(value: Any) -> Any:
+    """One string object for a value that many pods repeat (labels, owner uid, node, phase)."""
+    return sys.intern(value) if isinstance(value, str) else value
+
+
 def slim(pod: Body) -> Body:
-    """A worker pod reduced to what is read of it (PodInfo, the owner check); other pods are kept whole."""
+    """A worker pod reduced to what is read of it (PodInfo, the owner check); other pods are kept whole.
+
+    Built of new objects only, so nothing of the decoded event or LIST stays alive through the view, and
+    the values pods share are interned: at 10,000 workers the view is what holds the controller's memory."""
     metadata = pod.get("metadata") or {}
-    if (metadata.get("labels") or {}).get(COMPONENT_LABEL) != "worker":
+    labels = metadata.get("labels") or {}
+    if labels.get(COMPONENT_LABEL) != "worker":
         return pod
-    keep = ("name", "namespace", "uid", "labels", "ownerReferences", "creationTimestamp", "deletionTimestamp",
-            "resourceVersion")
     status = pod.get("status") or {}
+    kept = {k: metadata[k] for k in _KEPT_METADATA if k in metadata}
+    kept["namespace"] = _shared(metadata.get("namespace"))
+    kept["labels"] = {_shared(k): _shared(labels[k]) for k in _READ_LABELS if k in labels}
+    kept["annotations"] = {_shared(k): _shared(v) for k, v in (metadata.get("annotations") or {}).items()
+                           if k.startswith("kubedask.io/")}
+    kept["ownerReferences"] = [{k: _shared(o[k]) for k in ("kind", "name", "uid") if k in o}
+                               for o in metadata.get("ownerReferences") or []]
     return {
-        "metadata": {**{k: metadata[k] for k in keep if k in metadata},
-                     "annotations": {k: v for k, v in (metadata.get("annotations") or {}).items()
-                                     if k.startswith("kubedask.io/")}},
-        "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
-        "status": {"phase": status.get("phase"), "podIP": status.get("podIP"),
-                   "conditions": [{"type": c.get("type"), "status": c.get("status")}
-                                  for c in status.get("conditions") or []]},
+        "metadata": kept,
+        "spec": {"nodeName": _shared((pod.get("spec") or {}).get("nodeName"))},
+        # Only the Ready condition is read (PodInfo.ready).
+        "status": {"phase": _shared(status.get("phase")), "podIP": status.get("podIP"),
+                   "conditions": [_READY_TRUE if c.get("status") == "True" else _READY_NOT
+                                  for c in status.get("conditions") or [] if c.get("type") == "Ready"]},
     }
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from typing import Any
 
 import pytest
 from controller_fakes import FakeKube, LoopClock, request_data
-from kubedask.spec import ClusterRequest, parse_request
+from kubedask.spec import COMPONENT_LABEL, ClusterRequest, parse_request
 from kubedask_controller.expectations import Expectations
 from kubedask_controller.observer import RELIST_GRACE, Observer, slim
 from kubedask_controller.retirement import Retirement
@@ -151,8 +152,20 @@ def test_a_slim_worker_keeps_what_is_read_and_nothing_else() -> None:
     worker, scheduler = pod("w1"), pod("analysis-scheduler", component="scheduler")
     kept = slim(copy.deepcopy(worker))
     assert PodInfo.from_manifest(kept) == PodInfo.from_manifest(worker)
-    assert kept["metadata"]["ownerReferences"] == worker["metadata"]["ownerReferences"]
+    assert kept["metadata"]["ownerReferences"] == [{k: v for k, v in o.items() if k in ("kind", "name", "uid")}
+                                                   for o in worker["metadata"]["ownerReferences"]]
     assert "managedFields" not in kept["metadata"] and "containers" not in kept["spec"]
     assert kept["metadata"]["annotations"] == {"kubedask.io/template-hash": "abc"}
     assert "containerStatuses" not in kept["status"]
     assert slim(scheduler) is scheduler  # the scheduler's drift and host IP are read from the whole pod
+
+
+def test_a_slim_worker_holds_nothing_of_the_decoded_body_and_shares_repeated_values() -> None:
+    first, second = json.loads(json.dumps(pod("w1"))), json.loads(json.dumps(pod("w2")))
+    one, two = slim(first), slim(second)
+    # Nothing of the event's containers survives in the view (the decoded body can be freed whole).
+    assert one["metadata"]["labels"] is not first["metadata"]["labels"]
+    assert one["metadata"]["ownerReferences"][0] is not first["metadata"]["ownerReferences"][0]
+    # The values every worker repeats are one object, not one per pod.
+    assert one["metadata"]["ownerReferences"][0]["uid"] is two["metadata"]["ownerReferences"][0]["uid"]
+    assert one["metadata"]["labels"][COMPONENT_LABEL] is two["metadata"]["labels"][COMPONENT_LABEL]
