@@ -108,20 +108,22 @@ class Install:
         )
 
 
-@pytest.fixture
-def other_namespace(kubectl: Callable[..., str]) -> Iterator[str]:
-    name = f"rbac-other-{uuid.uuid4().hex[:5]}"
+def scratch_namespace(kubectl: Callable[..., str], role: str) -> Iterator[str]:
+    """Generator body for fixtures: a new namespace ``rbac-ROLE-xxxxx``, deleted (without waiting) after."""
+    name = f"rbac-{role}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def other_namespace(kubectl: Callable[..., str]) -> Iterator[str]:
+    yield from scratch_namespace(kubectl, "other")
 
 
 @pytest.fixture
 def watched_namespace(kubectl: Callable[..., str]) -> Iterator[str]:
-    name = f"rbac-watched-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from scratch_namespace(kubectl, "watched")
 
 
 @pytest.fixture

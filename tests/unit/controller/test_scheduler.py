@@ -289,22 +289,26 @@ def raw_client(port: int, limits: Limits = SMALL) -> SchedulerClient:
     return SchedulerClient("127.0.0.1", http_port=port, limits=limits)
 
 
-async def test_a_non_http_reply_is_malformed(raw: Callable[[Behaviour], Awaitable[int]]) -> None:
-    async def garbage(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"\x00\x01garbage\xff\r\n\r\n")
+# id -> (what the scheduler sends back, the call, what the error says)
+BAD_REPLIES: dict[str, tuple[bytes, str, str]] = {
+    "not-http": (b"\x00\x01garbage\xff\r\n\r\n", "adaptive_target",
+                 "sent a malformed HTTP reply to /adaptive_target"),
+    "too-many-headers": (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(1000)) + b"\r\n",
+                         "idle_since", "sent a malformed HTTP reply to /check_idle"),
+    "body-shorter-than-announced": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"workers\"",
+                                    "adaptive_target", "sent a broken body for /adaptive_target"),
+}
+
+
+@pytest.mark.parametrize(("reply", "call", "message"), BAD_REPLIES.values(), ids=BAD_REPLIES.keys())
+async def test_a_bad_reply_is_named_as_such(raw: Callable[[Behaviour], Awaitable[int]],
+                                            reply: bytes, call: str, message: str) -> None:
+    async def answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(reply)
         await writer.drain()
 
-    port = await raw(garbage)
-    assert "sent a malformed HTTP reply to /adaptive_target" in await raises(raw_client(port).adaptive_target())
-
-
-async def test_too_many_headers_are_malformed(raw: Callable[[Behaviour], Awaitable[int]]) -> None:
-    async def headers(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(1000)) + b"\r\n")
-        await writer.drain()
-
-    port = await raw(headers)
-    assert "sent a malformed HTTP reply to /check_idle" in await raises(raw_client(port).idle_since())
+    port = await raw(answer)
+    assert message in await raises(getattr(raw_client(port), call)())
 
 
 async def test_hanging_up_without_an_answer(raw: Callable[[Behaviour], Awaitable[int]]) -> None:
@@ -314,15 +318,6 @@ async def test_hanging_up_without_an_answer(raw: Callable[[Behaviour], Awaitable
     port = await raw(hang_up)
     assert await raises(raw_client(port).adaptive_target()) == (
         f"the scheduler at 127.0.0.1:{port} closed the connection without answering /adaptive_target")
-
-
-async def test_a_body_shorter_than_announced_is_broken(raw: Callable[[Behaviour], Awaitable[int]]) -> None:
-    async def short(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"workers\"")
-        await writer.drain()
-
-    port = await raw(short)
-    assert "sent a broken body for /adaptive_target" in await raises(raw_client(port).adaptive_target())
 
 
 @pytest.mark.looptime
