@@ -1,5 +1,6 @@
-"""Fixtures the controller tests on simulated nodes share: ``controller``, a controller for the test's
-namespace run with ``controller_policy``, and ``cluster``, the request helper for that namespace.
+"""Fixtures the controller tests share: ``controller``, a controller for the test's namespace run with
+``controller_policy`` (for a ``realnode`` test, only once the real node is known to be Ready), and
+``cluster``, the request helper for that namespace.
 
 A module whose admin grants more overrides ``controller_policy`` alone::
 
@@ -25,8 +26,10 @@ def controller_policy() -> dict[str, Any] | None:
 
 
 @pytest.fixture
-def controller(kubeconfig: str, namespace: str, tmp_path: Path,
+def controller(request: pytest.FixtureRequest, kubeconfig: str, namespace: str, tmp_path: Path,
                controller_policy: dict[str, Any] | None) -> Iterator[ControllerProcess]:
+    if request.node.get_closest_marker("realnode"):
+        request.getfixturevalue("real_node")  # no Ready real node: fail saying so, not on a timeout later
     yield from running_controller(kubeconfig, [namespace], tmp_path, policy=controller_policy)
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from controller_harness import REPO, Cluster, ControllerProcess, running_controller, wait_for
+from controller_harness import REPO, Cluster, ControllerProcess, wait_for
 from kubedask.spec import Condition
 
 pytestmark = pytest.mark.realnode
@@ -117,11 +117,6 @@ def memory_kib(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0])
     return fields
-
-
-@pytest.fixture
-def controller(kubeconfig: str, namespace: str, tmp_path: Path, real_node: str) -> Iterator[ControllerProcess]:
-    yield from running_controller(kubeconfig, [namespace], tmp_path)
 
 
 def scheduler_api(cluster: Cluster, name: str) -> Condition | None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,24 +15,12 @@ from controller_harness import (
     Cluster,
     ControllerProcess,
     gathered_sum,
-    running_controller,
     scatter_range,
     wait_for,
 )
 
 pytestmark = pytest.mark.realnode
 WORKER_SPEC = (REPO / "examples" / "worker-spec.yml").read_text()
-
-
-@pytest.fixture
-def controller(kubeconfig: str, namespace: str, tmp_path: Path, real_node: str
-               ) -> Iterator[ControllerProcess]:
-    yield from running_controller(kubeconfig, [namespace], tmp_path)
-
-
-@pytest.fixture
-def cluster(api: Any, namespace: str) -> Cluster:
-    return Cluster(api, namespace)
 
 
 def apply_request(kubectl: Callable[..., str], namespace: str, name: str, data: dict[str, str]) -> None:

@@ -6,35 +6,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from controller_harness import (
-    REPO,
     Cluster,
     ControllerProcess,
     gathered_sum,
-    running_controller,
     scatter_range,
     wait_for,
 )
-from test_controller_realnode import apply_request, dask_client
+from test_controller_realnode import WORKER_SPEC, apply_request, dask_client
 
 pytestmark = pytest.mark.realnode
-WORKER_SPEC = (REPO / "examples" / "worker-spec.yml").read_text()
 GROUP_LABEL = "dask.org/workergroup-name"
-
-
-@pytest.fixture
-def controller(kubeconfig: str, namespace: str, tmp_path: Path, real_node: str) -> Iterator[ControllerProcess]:
-    yield from running_controller(kubeconfig, [namespace], tmp_path)
-
-
-@pytest.fixture
-def cluster(api: Any, namespace: str) -> Cluster:
-    return Cluster(api, namespace)
 
 
 def group_pods(cluster: Cluster, name: str, group: str) -> list[str]:
