@@ -159,27 +159,33 @@ class Executor:
         return created
 
     async def _create_batch(self, request: ClusterRequest, count: int, in_flight: int, group: str) -> int:
-        manifests = [builders.build_worker_pod(request, self.namespace,
-                                               builders.new_worker_name(self.name, group=group), self.owner, group)
-                     for _ in range(count)]
-        self.expectations.created((m["metadata"]["name"] for m in manifests), group)
+        names = [builders.new_worker_name(self.name, group=group) for _ in range(count)]
+        if not names:
+            return 0
+        # The first manifest is built before anything is sent (a template that cannot be built raises here);
+        # the others once their turn comes: 100 clusters scaling at once would otherwise hold every pod
+        # they are about to create as a built manifest (~10 KB each) until it is sent.
+        first = builders.build_worker_pod(request, self.namespace, names[0], self.owner, group)
+        self.expectations.created(names, group)
         gate = asyncio.Semaphore(in_flight)
         failed = asyncio.Event()  # after the first refusal, the rest are not even sent
 
-        async def create(manifest: Manifest) -> bool:
+        async def create(name: str) -> bool:
             async with gate:
                 if failed.is_set():
                     raise _NotSent()
+                manifest = first if name == names[0] else builders.build_worker_pod(
+                    request, self.namespace, name, self.owner, group)
                 try:
                     return await self.kube.create_pod(manifest)
                 except Exception:
                     failed.set()
                     raise
 
-        results = await asyncio.gather(*(create(m) for m in manifests), return_exceptions=True)
-        for result, manifest in zip(results, manifests, strict=True):
+        results = await asyncio.gather(*(create(n) for n in names), return_exceptions=True)
+        for result, name in zip(results, names, strict=True):
             if isinstance(result, BaseException):
-                self.expectations.not_created(manifest["metadata"]["name"])
+                self.expectations.not_created(name)
         failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, _NotSent)]
         if failures:
             # Quota, admission or API errors: stop here; the next pass retries with backoff.

@@ -18,6 +18,7 @@ The write guard (a replica paused past its lease must not send) is checked in
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import ssl
@@ -52,6 +53,8 @@ class PodWrites:
         self.user_agent = user_agent
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
+        #: One per connection: a create waiting for its turn holds no request body or aiohttp request yet.
+        self._slots: asyncio.Semaphore | None = None
 
     def _ssl(self) -> ssl.SSLContext | bool:
         config = self.configuration
@@ -66,6 +69,7 @@ class PodWrites:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            self._slots = asyncio.Semaphore(self.connections)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._ssl(), limit=self.connections),
                 request_class=_GuardedRequest,
@@ -84,11 +88,17 @@ class PodWrites:
         return headers
 
     async def _send(self, method: str, path: str, body: Manifest, guard: Guard | None) -> None:
+        session = self._session_now()
+        assert self._slots is not None
+        async with self._slots:
+            await self._send_now(session, method, path, body, guard)
+
+    async def _send_now(self, session: aiohttp.ClientSession, method: str, path: str, body: Manifest,
+                        guard: Guard | None) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         token = _guard.set(guard)
         try:
-            async with self._session_now().request(method, self.base + path, data=data,
-                                                   headers=self._headers()) as response:
+            async with session.request(method, self.base + path, data=data, headers=self._headers()) as response:
                 text = await response.text(errors="replace")
                 if response.status >= 300:
                     error = ApiException(status=response.status, reason=response.reason)
