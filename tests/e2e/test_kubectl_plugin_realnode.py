@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.controller_harness import REPO, Cluster, ControllerProcess, running_controller, wait_for
+from tests.integration.controller_harness import (
+    REPO,
+    Cluster,
+    ControllerProcess,
+    kubedask_user,
+    running_controller,
+    wait_for,
+)
 
 pytestmark = pytest.mark.realnode
 PYTHONPATH = os.pathsep.join(str(REPO / p) for p in ("client", "controller", "."))
@@ -33,11 +40,7 @@ def controller(kubeconfig: str, namespace: str, tmp_path: Path, real_node: str) 
 
 @pytest.fixture
 def user(namespace: str, kubectl: Callable[..., str], user_kubeconfig: Callable[[str, str], str]) -> str:
-    kubectl("apply", "-f", str(REPO / "manifests" / "user-role.yaml"))
-    path = user_kubeconfig(namespace, "alice")
-    kubectl("create", "rolebinding", "dask-users", "-n", namespace, "--clusterrole=kubedask-user",
-            f"--serviceaccount={namespace}:alice")
-    return path
+    return kubedask_user(kubectl, user_kubeconfig, namespace)
 
 
 @pytest.fixture

@@ -294,6 +294,16 @@ def running_controller(kubeconfig: str, namespaces: list[str], log_dir: Path, **
         controller.stop()
 
 
+def kubedask_user(kubectl: Callable[..., str], user_kubeconfig: Callable[[str, str], str], namespace: str,
+                  account: str = "alice") -> str:
+    """A kubeconfig for ServiceAccount ``account`` holding only the kubedask user role in ``namespace``."""
+    kubectl("apply", "-f", str(REPO / "manifests" / "user-role.yaml"))
+    path = user_kubeconfig(namespace, account)
+    kubectl("create", "rolebinding", "dask-users", "-n", namespace, "--clusterrole=kubedask-user",
+            f"--serviceaccount={namespace}:{account}")
+    return path
+
+
 class RecordingProxy:
     """A plain-HTTP reverse proxy in front of the API server that records every request it forwards.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_harness import REPO, Cluster, ControllerProcess, wait_for
+from controller_harness import REPO, Cluster, ControllerProcess, kubedask_user, wait_for
 
 PYTHONPATH = os.pathsep.join(str(REPO / p) for p in ("client", "controller", "."))
 
@@ -69,12 +69,7 @@ def plugin_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 def user(namespace: str, kubectl: Callable[..., str], user_kubeconfig: Callable[[str, str], str]) -> str:
-    """A kubeconfig for ServiceAccount alice holding only the kubedask user role, in the first namespace."""
-    kubectl("apply", "-f", str(REPO / "manifests" / "user-role.yaml"))
-    path = user_kubeconfig(namespace, "alice")
-    kubectl("create", "rolebinding", "dask-users", "-n", namespace, "--clusterrole=kubedask-user",
-            f"--serviceaccount={namespace}:alice")
-    return path
+    return kubedask_user(kubectl, user_kubeconfig, namespace)  # alice, in the first namespace
 
 
 def plugin(kubeconfig: str, *args: str, path: str | None = None, kubectl_binary: str | None = None
