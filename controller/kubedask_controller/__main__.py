@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kopf", "urllib3", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(quiet)
     kopf.run(clusterwide=args.all_namespaces, namespaces=args.namespace, standalone=True,
-             memo=kopf.Memo(options=options))
+             memo=kopf.Memo(options=options, namespaces=None if args.all_namespaces else list(args.namespace)))
     return 0
 
 

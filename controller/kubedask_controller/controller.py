@@ -55,6 +55,11 @@ class Controller:
         if event_type is None:
             self.relisted_at = self.clock.monotonic()
 
+    def pods_relisted(self) -> None:
+        """The pod watch listed a namespace afresh (at start, or after it lost its place): pods deleted
+        meanwhile sent no event, so views built from events are read again (observer.RELIST_GRACE)."""
+        self.relisted_at = self.clock.monotonic()
+
     def on_request_event(self, event_type: str | None, body: Body) -> None:
         self._relisted(event_type)
         key = key_of(body)

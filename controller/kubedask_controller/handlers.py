@@ -2,6 +2,8 @@
 
 Every kind the controller owns (pods, Services, PodDisruptionBudgets) is watched, label-selected on the
 server like the requests, so one deleted by hand is recreated within seconds rather than at the resync.
+Pods, thousands of events where the other kinds have a few, by a watch of the controller's own
+(:mod:`pod_watch`); the rest by Kopf.
 
 Only ``on.event`` handlers are used: they store nothing in the watched objects (no diff base, no
 progress annotations), so the controller's writes are exactly the ones its request drivers make
@@ -24,14 +26,15 @@ from .fence import send_guard
 from .kube import Kube
 from .leader import LeaderElector
 from .options import Options
+from .pod_watch import PodWatch
 from .policy import load_policy
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
-#: (apiVersion, plural) of what the controller creates for a request.
-OWNED_KINDS = (("v1", "pods"), ("v1", "services"), ("policy/v1", "poddisruptionbudgets"))
+#: (apiVersion, plural) of what the controller creates for a request and Kopf watches (pods: pod_watch.py).
+OWNED_KINDS = (("v1", "services"), ("policy/v1", "poddisruptionbudgets"))
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -108,7 +111,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["controller"] = controller
     memo["elector"] = elector
     memo["kube"] = kube
-    memo["tasks"] = [asyncio.create_task(elector.run(), name="kubedask:leader")]
+    pods = PodWatch(kube.reads, memo.get("namespaces"), OWNED_SELECTOR, controller.on_pod_event,
+                    controller.pods_relisted)
+    memo["tasks"] = [asyncio.create_task(elector.run(), name="kubedask:leader"),
+                     asyncio.create_task(pods.run(), name="kubedask:pod-watch")]
     logger.info("kubedask controller started (leader election %s; own namespace %s, never served)",
                 "on" if options.leader_election else "off", options.own_namespace or "unknown")
 
@@ -135,13 +141,6 @@ async def request_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.on_request_event(event.get("type"), dict(event["object"]))
-
-
-@kopf.on.event("v1", "pods", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
-async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    controller: Controller | None = memo.get("controller")
-    if controller is not None:
-        controller.on_pod_event(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("v1", "services", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})

@@ -2,8 +2,8 @@
 
 The official (synchronous) client runs in a dedicated thread pool; responses are read as raw JSON rather
 than deserialised into model objects (faster, and the pure modules work on dicts). Pod creates and deletes,
-which a scale-up makes by the thousand, go as async HTTP on the event loop instead (:mod:`kube_http`, same
-configuration and credentials). Every call here is listed in the report/RBAC notes: keep it that way.
+which a scale-up makes by the thousand, and the pod watch's reads go as async HTTP on the event loop
+instead (:mod:`kube_http`, same configuration and credentials). Every call here is listed in the report/RBAC notes: keep it that way.
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ class Kube:
         self.write_guard: Callable[[], None] | None = None
         #: Pod creates and deletes, the calls a scale-up makes by the thousand, go as async HTTP.
         self._pods = kube_http.for_configuration(api_client.configuration, USER_AGENT, threads)
+        #: The pod watch's LIST pages and streams (no connection limit: one stream per served namespace).
+        self.reads = kube_http.Reads(api_client.configuration, USER_AGENT, 0)
         pool_manager = getattr(api_client.rest_client, "pool_manager", None)
         if isinstance(pool_manager, urllib3.PoolManager):
             pool_manager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
@@ -91,6 +93,7 @@ class Kube:
     async def aclose(self) -> None:
         if self._pods is not None:
             await self._pods.close()
+        await self.reads.close()
         self.close()
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
