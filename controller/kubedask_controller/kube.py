@@ -3,7 +3,8 @@
 The official (synchronous) client runs in a dedicated thread pool; responses are read as raw JSON rather
 than deserialised into model objects (faster, and the pure modules work on dicts). Pod creates and deletes,
 which a scale-up makes by the thousand, and the pod watch's reads go as async HTTP on the event loop
-instead (:mod:`kube_http`, same configuration and credentials). Every call here is listed in the report/RBAC notes: keep it that way.
+instead (:mod:`kube_http`, same configuration and credentials).
+Every call here is listed in the report/RBAC notes: keep it that way.
 """
 
 from __future__ import annotations
