@@ -248,13 +248,51 @@ _RESOURCES = {
 }
 
 
+# The controller's own HTTP calls (kube_http, pod_watch): `_send("POST", "/api/v1/...")` writes and
+# `reads.get` / `reads.stream` (a LIST page, a WATCH) of the one core resource the module's paths name.
+_HTTP_VERBS = {"POST": "create", "DELETE": "delete", "get": "list", "stream": "watch"}
+
+
+def _core_resources_in_paths(tree: ast.AST) -> set[str]:
+    """`pods` from "/api/v1/pods" and f"/api/v1/namespaces/{ns}/pods/{name}"."""
+    formatted = [n for n in ast.walk(tree) if isinstance(n, ast.JoinedStr)]
+    parts = {id(v) for n in formatted for v in n.values}
+    paths = [n.value for n in ast.walk(tree)
+             if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in parts]
+    paths += ["".join(v.value if isinstance(v, ast.Constant) else "{}" for v in n.values) for n in formatted]
+    found = (re.match(r"/api/v1/(?:namespaces/\{\}/)?(\w+)", p) for p in paths)
+    return {m[1] for m in found if m}
+
+
+def _http_calls(tree: ast.AST, source: str) -> set[tuple[str, str, str]]:
+    verbs: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        method = node.args[0] if node.args else None
+        if node.func.attr == "_send" and isinstance(method, ast.Constant) and isinstance(method.value, str):
+            verbs.add(_HTTP_VERBS[method.value])  # (kube.Kube._send's first argument is a write guard)
+        owner = node.func.value
+        if node.func.attr in ("get", "stream") and isinstance(owner, ast.Attribute) and owner.attr == "reads":
+            verbs.add(_HTTP_VERBS[node.func.attr])
+    if not verbs:
+        return set()
+    resources = _core_resources_in_paths(tree)
+    assert len(resources) == 1, f"{source}: raw API calls on {resources or 'no path'}: extend this test"
+    (resource,) = resources
+    return {("", resource, verb) for verb in verbs}
+
+
 def controller_api_calls() -> set[tuple[str, str, str]]:
-    """Every API call in the controller's sources, from `self.core.create_namespaced_pod`-style calls,
-    plus Kopf's list+watch of the resources it has handlers for."""
+    """Every API call in the controller's sources: `self.core.create_namespaced_pod`-style calls, the
+    controller's own HTTP writes and pod watch, and Kopf's list+watch of the resources it has handlers
+    for."""
     needed: set[tuple[str, str, str]] = set()
     sources = sorted((REPO / "controller" / "kubedask_controller").glob("*.py"))
     for source in sources:
-        for node in ast.walk(ast.parse(source.read_text())):
+        tree = ast.parse(source.read_text())
+        needed |= _http_calls(tree, source.name)
+        for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Attribute)
