@@ -1,7 +1,10 @@
 """Carrying out a plan (:func:`reconcile.plan`) for one request: creates, deletes, retiring, Events.
 
-The scheduler pod is created first, then the Service, the PDB and the workers together (a pass of a new
-request costs two round trips before its workers are sent, not four). Worker creates go in a slow start
+The scheduler pod, the Service, the PDB and the workers are created together, so a new request's workers
+are sent in the same round trip as its scheduler (they start pulling and starting while the scheduler
+does). A scheduler name held by a foreign pod shows only when its create is refused: the workers this pass
+created are deleted again, and until a scheduler of the request's own has been created the scheduler goes
+first, alone (one wasted round of creates per conflict, not one per retry). Worker creates go in a slow start
 (a small first batch proves the API server accepts the pod, then the rest with a bounded number in
 flight); every create and delete is registered with the :class:`Expectations` before
 it is sent, and every delete names the pod's uid. A refusal no retry would fix soon (admission, quota, an
@@ -58,20 +61,25 @@ class Executor:
         self.retirement = retirement
         self.first_batch = first_batch
         self.max_in_flight = max_in_flight
+        #: The scheduler's name was held by a foreign pod: its create goes before anything else until it succeeds.
+        self.scheduler_first = False
 
     async def execute(self, request: ClusterRequest, plan: reconcile.Plan, observed: reconcile.Observed,
                       scheduler: SchedulerApi | None) -> None:
         deleted: list[str] = []
-        #: The Service, PDB and workers are created together once the rest of the plan is done; only the
-        #: scheduler pod goes first, so a name held by a foreign pod stops the pass before anything else.
+        #: The scheduler pod, Service, PDB and workers are created together once the rest of the plan is done.
         together: list[Awaitable[Any]] = []
+        created: list[str] = []  # the worker pods of this pass, deleted again if the scheduler's name is taken
         uids = {w.name: w.uid for w in observed.workers}
         # A failed retirement makes only the very next scale-down delete without asking (taken each pass).
         fallback = self.retirement.take_fallback()
         for action in plan.actions:
             match action:
                 case reconcile.CreateSchedulerPod():
-                    await self.create_scheduler(request)
+                    if self.scheduler_first:
+                        await self.create_scheduler(request)
+                    else:
+                        together.append(self.create_scheduler(request))
                 case reconcile.CreateService():
                     together.append(self.create_service(request))
                 case reconcile.PatchService(type=service_type, patch=patch):
@@ -96,7 +104,7 @@ class Executor:
                     await self.delete_pods([(pod_name, uid)])
                     deleted.append(f"{pod_name} ({why})")
                 case reconcile.CreateWorkers(count=count, group=group):
-                    together.append(self.scale_up(request, count, group, plan.desired_workers))
+                    together.append(self.scale_up(request, count, group, plan.desired_workers, created))
                 case reconcile.RetireWorkers(count=count, candidates=candidates, scheduler_chooses=chooses):
                     if scheduler is not None and not fallback:
                         # Beside the loop: the retired pods are deleted by a later pass. When other workers
@@ -111,7 +119,12 @@ class Executor:
                     names = list(candidates[:count])
                     await self.delete_pods([(n, uids.get(n)) for n in names])
                     deleted.extend(f"{n} (scale down, not retired)" for n in names)
-        await _all(together)
+        try:
+            await _all(together)
+        except NameTaken:
+            if created:  # a request whose scheduler cannot be created runs no workers
+                await self.delete_pods([(name, None) for name in created])
+            raise
         if deleted:
             shown = ", ".join(deleted[:10]) + (f" and {len(deleted) - 10} more" if len(deleted) > 10 else "")
             await self.event("PodsDeleted", f"deleted {len(deleted)} pods: {shown}")
@@ -122,20 +135,23 @@ class Executor:
             await self.event("ServiceCreated", f"created Service {scheduler_name(self.name)} "
                              f"({request.scheduler_service_type})")
 
-    async def scale_up(self, request: ClusterRequest, count: int, group: str, target: int) -> None:
-        created = await self.create_workers(request, count, group)
+    async def scale_up(self, request: ClusterRequest, count: int, group: str, target: int,
+                       created: list[str] | None = None) -> None:
+        done = await self.create_workers(request, count, group, created)
         where = "" if group == DEFAULT_GROUP else f" in group {group}"
-        await self.event("ScaledUp", f"created {created} worker pods{where} (target {target})")
+        await self.event("ScaledUp", f"created {done} worker pods{where} (target {target})")
 
     async def create_scheduler(self, request: ClusterRequest) -> None:
         manifest = drift.stamp(builders.build_scheduler_pod(request, self.namespace, self.owner), request)
         if await _refused_as_rejected("scheduler pod", self.kube.create_pod(manifest)):
+            self.scheduler_first = False
             await self.event("SchedulerCreated", f"created scheduler pod {scheduler_name(self.name)}")
             return
         # The name exists although no pod of ours was listed under it: whose is it? Never adopted.
         conflict = name_conflict("Pod", await self.kube.get_pod(self.namespace, scheduler_name(self.name)),
                                  self.name, self.uid)
         if conflict is not None and not conflict[1]:
+            self.scheduler_first = True
             raise NameTaken(conflict[0])
 
     async def create_job(self, request: ClusterRequest) -> None:
@@ -149,16 +165,19 @@ class Executor:
         if conflict is not None and not conflict[1]:
             raise NameTaken(conflict[0])
 
-    async def create_workers(self, request: ClusterRequest, count: int, group: str = DEFAULT_GROUP) -> int:
+    async def create_workers(self, request: ClusterRequest, count: int, group: str = DEFAULT_GROUP,
+                             created: list[str] | None = None) -> int:
         """Create ``count`` workers of ``group``: a small first batch, then the rest with ``max_in_flight``
-        creates at a time (no batch barriers, so one slow create does not hold the others back)."""
+        creates at a time (no batch barriers, so one slow create does not hold the others back). The names
+        of the pods created are added to ``created``."""
         first = min(self.first_batch, count)
-        created = await self._create_batch(request, first, first, group)
+        done = await self._create_batch(request, first, first, group, created)
         if count > first:
-            created += await self._create_batch(request, count - first, self.max_in_flight, group)
-        return created
+            done += await self._create_batch(request, count - first, self.max_in_flight, group, created)
+        return done
 
-    async def _create_batch(self, request: ClusterRequest, count: int, in_flight: int, group: str) -> int:
+    async def _create_batch(self, request: ClusterRequest, count: int, in_flight: int, group: str,
+                            created: list[str] | None) -> int:
         names = [builders.new_worker_name(self.name, group=group) for _ in range(count)]
         if not names:
             return 0
@@ -186,6 +205,8 @@ class Executor:
         for result, name in zip(results, names, strict=True):
             if isinstance(result, BaseException):
                 self.expectations.not_created(name)
+            elif result and created is not None:
+                created.append(name)
         failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, _NotSent)]
         if failures:
             # Quota, admission or API errors: stop here; the next pass retries with backoff.

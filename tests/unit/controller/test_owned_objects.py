@@ -69,6 +69,27 @@ async def test_a_foreign_pod_under_the_scheduler_name_fails_the_request(fake_kub
     assert status.message == "Pod analysis-scheduler exists and is not owned by this request; delete or rename it"
 
 
+async def test_workers_sent_beside_a_taken_scheduler_name_are_deleted_and_not_sent_again(
+        fake_kube: FakeKube) -> None:
+    fake_kube.pods["analysis-scheduler"] = {**foreign("Pod", labels={}), "spec": {}}  # the LIST never shows it
+
+    def workers() -> int:
+        return sum(p["metadata"]["labels"].get("dask.org/component") == "worker" for p in fake_kube.pods.values())
+
+    driver = new_driver(fake_kube, configmap(request_data(workers=2)))
+    await driver.reconcile_once()
+    assert last_status(fake_kube).phase == "Failed"
+    assert workers() == 0  # sent beside the scheduler, deleted again: it cannot be created
+    writes = fake_kube.writes
+    await driver.reconcile_once()  # the retry: only the scheduler is tried, no round of workers in vain
+    assert workers() == 0 and fake_kube.writes == writes + 1
+
+    del fake_kube.pods["analysis-scheduler"]  # the user removes it: scheduler first, then workers as usual
+    await driver.reconcile_once()
+    assert fake_kube.pods["analysis-scheduler"]["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert workers() == 2 and last_status(fake_kube).phase == "Pending"
+
+
 async def test_objects_of_an_earlier_request_of_the_same_name_are_waited_for(fake_kube: FakeKube) -> None:
     fake_kube.services["analysis-scheduler"] = foreign("Service", ownerReferences=[
         {"kind": "ConfigMap", "name": "analysis", "uid": "uid-0"}])
