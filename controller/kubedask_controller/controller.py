@@ -45,6 +45,8 @@ class Controller:
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._ignored: set[Key] = set()
         self.relisted_at = float("-inf")
+        #: The resourceVersion the pod watch has seen in a namespace while it follows it (pod_watch.seen_version).
+        self.pod_version: Callable[[str], str | None] = lambda namespace: None
 
     def is_leader(self) -> bool:
         return self._is_leader()

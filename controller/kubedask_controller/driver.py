@@ -49,7 +49,7 @@ class RequestDriver:
                                  self.settings.max_in_flight)
         self.observer = Observer(self.kube, self.namespace, self.name, self.uid, self.expectations, self.retirement,
                                  self.clock, lambda: host.relisted_at, self.settings.resync_interval,
-                                 self.settings.watched_views)
+                                 self.settings.watched_views, lambda: host.pod_version(self.namespace))
         self.job = JobRunner(self.kube, self.namespace, self.name, self.uid, self.clock, self.reporter,
                              self.executor, self.settings.settle_delay)
         self.polls = SchedulerPolls(self.clock, self.settings.idle_poll_interval, self.settings.adapt_max_step)

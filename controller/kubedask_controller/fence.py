@@ -42,8 +42,8 @@ class FencedApi:
             raise LostLease(f"not sent ({what}): this replica does not hold the leader lease")
 
     # --- reads go straight through ---
-    async def list_pods(self, namespace: str, selector: str) -> list[Manifest]:
-        return await self.api.list_pods(namespace, selector)
+    async def list_pods(self, namespace: str, selector: str, not_older_than: str | None = None) -> list[Manifest]:
+        return await self.api.list_pods(namespace, selector, not_older_than)
 
     async def get_service(self, namespace: str, name: str) -> Manifest | None:
         return await self.api.get_service(namespace, name)

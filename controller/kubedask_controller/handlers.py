@@ -113,6 +113,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["kube"] = kube
     pods = PodWatch(kube.reads, memo.get("namespaces"), OWNED_SELECTOR, controller.on_pod_event,
                     controller.pods_relisted)
+    controller.pod_version = pods.seen_version
     memo["tasks"] = [asyncio.create_task(elector.run(), name="kubedask:leader"),
                      asyncio.create_task(pods.run(), name="kubedask:pod-watch")]
     logger.info("kubedask controller started (leader election %s; own namespace %s, never served)",

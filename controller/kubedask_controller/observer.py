@@ -95,10 +95,11 @@ class Observer:
     def __init__(self, kube: ClusterApi, namespace: str, name: str, uid: str | None,
                  expectations: Expectations, retirement: Retirement, clock: Clock,
                  relisted_at: Callable[[], float] = lambda: float("-inf"), resync: float = 300.0,
-                 watched: bool = True) -> None:
+                 watched: bool = True, pod_version: Callable[[], str | None] = lambda: None) -> None:
         self.kube, self.namespace, self.name, self.uid = kube, namespace, name, uid
         self.expectations, self.retirement, self.clock = expectations, retirement, clock
         self.relisted_at, self.resync, self.watched = relisted_at, resync, watched
+        self.pod_version = pod_version
         #: The view: pods by name, and the Service and PDB by kind (None: none); None until first read.
         self.pods: dict[str, Body] | None = None
         self.owned: dict[str, Body | None] = {}
@@ -155,9 +156,15 @@ class Observer:
     async def _read(self, request: ClusterRequest) -> None:
         self._during_read = {}
         self.read_at = self.clock.monotonic()
+        # A new request's first LIST comes from the API server's cache, no older than what the pod watch has
+        # seen: a consistent LIST right after a write of another kind (the request) waits for the pod cache
+        # to hear of that revision, up to 0.1 s. It sees all that the watch saw (nothing of the request's is
+        # missed: its predecessor's leftovers were there before it, its new pods come from this leader).
+        # Every later read is consistent: they are the check on the watch.
+        since = self.pod_version() if self.pods is None else None
         try:
             pods, service, pdb = await asyncio.gather(
-                self.kube.list_pods(self.namespace, builders.selector_string(self.name)),
+                self.kube.list_pods(self.namespace, builders.selector_string(self.name), since),
                 self._get(request, self.kube.get_service), self._get(request, self.kube.get_pdb))
         finally:
             during, self._during_read = self._during_read, None

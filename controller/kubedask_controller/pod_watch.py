@@ -51,6 +51,13 @@ class PodWatch:
         self.on_event, self.relisted = on_event, relisted
         #: The backoff of each namespace whose watch is failing.
         self._failing: dict[str | None, float] = {}
+        #: The last resourceVersion seen in each namespace the watch follows now (listed, streaming).
+        self._seen: dict[str | None, str] = {}
+
+    def seen_version(self, namespace: str) -> str | None:
+        """The resourceVersion the watch has seen of ``namespace``'s pods, while it follows them; None while
+        it lists, retries or does not serve that namespace."""
+        return self._seen.get(None if self.namespaces == [None] else namespace)
 
     async def run(self) -> None:
         """Until cancelled."""
@@ -73,9 +80,11 @@ class PodWatch:
                 if asyncio.get_running_loop().time() - started < MIN_BACKOFF:
                     await asyncio.sleep(MIN_BACKOFF)  # a server that ends every stream at once is not asked in a loop
             except Gone:
+                self._seen.pop(namespace, None)
                 logger.info("pod watch in %s: resourceVersion %s expired; listing again", where, version)
                 version = None
             except Exception as exc:  # never given up: without it, pods would be looked at only at the resync
+                self._seen.pop(namespace, None)
                 backoff = self._failing.get(namespace, 0.0)
                 if not backoff:
                     logger.warning("pod watch in %s failed (retrying, at most every %.0f s): %s", where,
@@ -104,13 +113,17 @@ class PodWatch:
             metadata = page.get("metadata") or {}
             if not metadata.get("continue"):
                 self.relisted()
-                return str(metadata.get("resourceVersion") or "")
+                version = str(metadata.get("resourceVersion") or "")
+                if version:
+                    self._seen[namespace] = version
+                return version
             params = {**params, "continue": str(metadata["continue"])}
 
     async def _watch(self, namespace: str | None, version: str) -> str:
         """Events from ``version`` until the server ends the stream; the last resourceVersion seen."""
         params = {"watch": "true", "labelSelector": self.selector, "resourceVersion": version,
                   "allowWatchBookmarks": "true", "timeoutSeconds": str(WATCH_SECONDS)}
+        self._seen[namespace] = version  # followed again (a failure to connect forgets it)
         async for event in self.reads.stream(self._path(namespace), params, read_timeout=WATCH_SECONDS + 30):
             kind, pod = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
@@ -118,6 +131,7 @@ class PodWatch:
                     raise Gone
                 raise ValueError(f"the watch reported {pod.get('code')} {pod.get('reason')}: {pod.get('message')}")
             version = str((pod.get("metadata") or {}).get("resourceVersion") or version)
+            self._seen[namespace] = version
             self._answered(namespace)
             if kind in ("ADDED", "MODIFIED", "DELETED"):
                 self._deliver(kind, pod)

@@ -80,7 +80,8 @@ class FakeKube:
         self.logs: dict[str, str] = {}
         self.log_error: Exception | None = None
 
-    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+    async def list_pods(self, namespace: str, selector: str, not_older_than: str | None = None
+                        ) -> list[dict[str, Any]]:
         self.lists += 1
         wanted = dict(part.split("=", 1) for part in selector.split(","))
         return [copy.deepcopy(p) for p in self.pods.values()

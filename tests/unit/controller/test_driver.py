@@ -372,7 +372,8 @@ async def test_a_new_request_sends_its_workers_alongside_its_scheduler_service_a
             sent.append((asyncio.get_running_loop().time(), what))
             await asyncio.sleep(1)
 
-        async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        async def list_pods(self, namespace: str, selector: str, not_older_than: str | None = None
+                            ) -> list[dict[str, Any]]:
             await self._slow("list")
             return await super().list_pods(namespace, selector)
 

@@ -49,6 +49,15 @@ async def test_creating_a_pod_that_exists_is_not_an_error_and_not_counted(kube: 
     assert len(kmock[f"post {PODS}"]) == 2
 
 
+async def test_a_list_not_older_than_a_version_asks_the_cache_and_a_plain_one_asks_etcd(
+        kube: Kube, kmock: KubernetesEmulator) -> None:
+    await kube.list_pods(NS, "x=y", "41")
+    await kube.list_pods(NS, "x=y")
+    cached, consistent = list(kmock[f"get {PODS}"])
+    assert (cached.params["resourceVersion"], cached.params["resourceVersionMatch"]) == ("41", "NotOlderThan")
+    assert "resourceVersion" not in consistent.params and "resourceVersionMatch" not in consistent.params
+
+
 async def test_deleting_a_pod_that_is_gone_counts_as_done(kube: Kube) -> None:
     await kube.create_pod(pod("c-worker-ccccc"))
     before = counted("kubedask_pods_deleted_total")

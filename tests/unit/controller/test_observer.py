@@ -97,7 +97,8 @@ async def test_an_event_older_than_what_was_read_is_ignored(fx: Fixture) -> None
 async def test_events_during_a_read_are_applied_on_top_of_it(fx: Fixture) -> None:
     listing = FakeKube.list_pods
 
-    async def slow_list(kube: FakeKube, namespace: str, selector: str) -> list[dict[str, Any]]:
+    async def slow_list(kube: FakeKube, namespace: str, selector: str, not_older_than: str | None = None
+                        ) -> list[dict[str, Any]]:
         listed = await listing(kube, namespace, selector)  # the snapshot is taken here ...
         fx.observer.pod_event("DELETED", pod("w1", rv=30))  # ... and the watch moves on before it returns
         fx.observer.pod_event("ADDED", pod("w4", rv=31))
@@ -109,6 +110,30 @@ async def test_events_during_a_read_are_applied_on_top_of_it(fx: Fixture) -> Non
     fx.kube.list_pods = slow_list.__get__(fx.kube)  # type: ignore[method-assign]
     seen = await fx.observer.observe(fx.request)
     assert {w.name: w.phase for w in seen.observed.workers} == {"w2": "Running", "w4": "Running"}
+
+
+async def test_only_the_first_read_may_come_from_the_cache_and_no_older_than_the_pod_watch(
+        fx: Fixture) -> None:
+    asked: list[str | None] = []
+    listing = FakeKube.list_pods
+
+    async def list_pods(kube: FakeKube, namespace: str, selector: str, not_older_than: str | None = None
+                        ) -> list[dict[str, Any]]:
+        asked.append(not_older_than)
+        return await listing(kube, namespace, selector)
+
+    fx.kube.list_pods = list_pods.__get__(fx.kube)  # type: ignore[method-assign]
+    watched: list[str | None] = ["41"]
+    fx.observer.pod_version = lambda: watched[0]
+    await fx.workers()
+    fx.relisted_at = asyncio.get_running_loop().time()  # a re-list: the next pass reads, consistently
+    await fx.workers()
+    assert asked == ["41", None]
+
+    new = Fixture(fx.kube)  # a new request while the pod watch is down (listing again, retrying)
+    new.observer.pod_version = lambda: None
+    await new.workers()
+    assert asked[-1] is None
 
 
 async def test_resync_and_a_recent_relist_make_passes_read(fx: Fixture) -> None:

@@ -156,3 +156,37 @@ async def test_a_failing_server_is_retried_and_one_bad_pod_stops_nothing(
     assert any("pod event ADDED not handled: bad" in r.getMessage() for r in caplog.records)
     # after the 503 and the garbage line the watch resumed from where it was, without listing again
     assert [q["resourceVersion"] for q in scripted.requests if q.get("watch")] == ["5", "5", "5"]
+
+
+async def test_the_version_seen_is_known_only_while_the_namespace_is_followed(
+        server: tuple[Server, Reads], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pod_watch, "MIN_BACKOFF", 0.3)
+    scripted, reads = server
+    scripted.lists = [lambda r: {"items": [pod("a", 3)], "metadata": {"resourceVersion": "5"}},
+                      lambda r: {"items": [], "metadata": {"resourceVersion": "30"}}]
+    scripted.watches = [[line("ADDED", pod("b", 6)) + line("BOOKMARK", {"metadata": {"resourceVersion": "9"}})
+                         + line("ERROR", {"kind": "Status", "code": 410, "reason": "Expired"})], 503, []]
+    versions: list[str | None] = []
+    watch = PodWatch(reads, ["ns"], SELECTOR, lambda kind, p: versions.append(watch.seen_version("ns")),
+                     lambda: versions.append(watch.seen_version("ns")))
+    assert watch.seen_version("ns") is None  # not listed yet
+    task = asyncio.create_task(watch.run())
+    try:
+        for _ in range(500):
+            if len(scripted.requests) == 4:  # list, watch (410), list, watch (503)
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert watch.seen_version("ns") is None  # retrying: not followed
+        for _ in range(500):
+            if len(scripted.requests) == 5:  # the watch again, from 30: held open
+                break
+            await asyncio.sleep(0.01)
+        # while listing: none yet (the pod a, then relisted()); each event: its own version
+        assert versions[:3] == [None, None, "6"], versions
+        assert watch.seen_version("ns") == "30"
+        assert watch.seen_version("other") is None  # a namespace it does not serve
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
