@@ -23,6 +23,7 @@ from typing import Any
 from . import audit, manifests
 from .kube import Kube, PodCounts
 from .plan import Plan
+from .pod_timer import PodTimer
 from .processes import wait_until
 from .tools import Tool
 
@@ -91,6 +92,11 @@ def _wait_no_deployments(ctx: Context, namespace: str, selector: str) -> None:
 
 
 def _start_controllers(ctx: Context, namespaces: dict[str, str]) -> None:
+    # A namespace left by an interrupted run holds its requests and pods: measured afresh, not on top of them.
+    leftovers = [n for n in namespaces.values() if ctx.kube.namespace_exists(n)]
+    if leftovers:
+        ctx.say(f"  deleting namespaces left by an earlier run: {', '.join(leftovers)}")
+        _delete_namespaces(ctx, leftovers)
     for name, tool in ctx.tools.items():
         ctx.kube.create_namespace(namespaces[name])
         if tool.user:
@@ -191,18 +197,23 @@ def summarise(runs: list[Result]) -> Result:
 
 
 def _measure_startup(ctx: Context, tool: Tool, namespace: str, cluster: str, n: int) -> Result:
-    selector = manifests.worker_selector(cluster)
+    """Request -> the n-th worker pod created, and Running, timed by a watch (pod_timer) started before."""
     ctx.say(f"scenario 1: {tool.name}: request {n} workers")
-    started = time.monotonic()
-    tool.create(namespace, cluster, n)
-    created, _ = _wait_counts(ctx, f"{tool.name}: {n} worker pods created", namespace, selector,
-                              _live_at_least(n), _poll_interval(n))
-    created_at = None if created is None else round(time.monotonic() - started, 2)
-    seconds, counts = _wait_counts(ctx, f"{tool.name}: {n} workers Running", namespace, selector,
-                                   _running_at_least(n), _poll_interval(n))
-    total = None if seconds is None else round(time.monotonic() - started, 2)
+    with PodTimer(ctx.kube, namespace, manifests.worker_selector(cluster)) as timer:
+        started = time.monotonic()
+        tool.create(namespace, cluster, n)
+        created, _ = timer.wait(_live_at_least(n), ctx.plan.timeout)
+        running, counts = timer.wait(_running_at_least(n), max(1.0, started + ctx.plan.timeout - time.monotonic()))
+
+    def since_start(at: float | None) -> float | None:
+        return None if at is None else round(at - started, 3)
+
+    total = since_start(running)
+    if total is None:
+        ctx.say(f"  timed out after {ctx.plan.timeout:.0f}s waiting for {tool.name}: {n} workers Running "
+                f"(last: {counts!r})")
     ctx.say(f"  {tool.name}: {counts.running}/{n} Running after {total}s")
-    return {"seconds": total, "created_seconds": created_at, "running": counts.running}
+    return {"seconds": total, "created_seconds": since_start(created), "running": counts.running}
 
 
 def _scale_down(ctx: Context, tool: Tool, namespace: str, cluster: str) -> Result:
