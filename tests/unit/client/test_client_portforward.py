@@ -15,6 +15,7 @@ from kubedask.connect import choose_route, with_forward_error
 from kubedask.portforward import HEARTBEAT, PORTFORWARD_PROTOCOL, PortForward, PortForwardError, transient
 from kubedask.reconnect import GaveUp, Reconnect, with_retries
 from kubernetes.client import Configuration
+from local_http import serving
 
 DEADLINE = 10
 
@@ -88,17 +89,10 @@ async def echo_port() -> AsyncIterator[int]:
 @pytest.fixture
 async def fake(echo_port: int) -> AsyncIterator[tuple[FakeApiServer, Configuration]]:
     api = FakeApiServer(echo_port)
-    app = web.Application()
-    app.router.add_get("/api/v1/namespaces/ns/pods/c-scheduler/portforward", api.portforward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    configuration = Configuration(host=f"http://127.0.0.1:{port}")
-    configuration.api_key["BearerToken"] = "Bearer tok"
-    yield api, configuration
-    await runner.cleanup()
+    async with serving({"/api/v1/namespaces/ns/pods/c-scheduler/portforward": api.portforward}) as url:
+        configuration = Configuration(host=url)
+        configuration.api_key["BearerToken"] = "Bearer tok"
+        yield api, configuration
 
 
 #: Retries on a scale that keeps the tests fast: the policy's arithmetic is tested on fake time below.

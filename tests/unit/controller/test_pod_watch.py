@@ -16,6 +16,7 @@ from aiohttp import web
 from kubedask_controller import pod_watch
 from kubedask_controller.kube_http import Reads
 from kubedask_controller.pod_watch import PodWatch
+from local_http import serving
 
 SELECTOR = "app.kubernetes.io/managed-by=kubedask"
 
@@ -54,18 +55,11 @@ class Server:
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[Server, Reads]]:
     scripted = Server()
-    app = web.Application()
-    app.router.add_get("/api/v1/namespaces/ns/pods", scripted.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    reads = Reads(kubernetes.client.Configuration(host=f"http://127.0.0.1:{port}"), "test", 0)
-    yield scripted, reads
-    await reads.close()
-    scripted.closing.set()
-    await runner.cleanup()
+    async with serving({"/api/v1/namespaces/ns/pods": scripted.handle}) as url:
+        reads = Reads(kubernetes.client.Configuration(host=url), "test", 0)
+        yield scripted, reads
+        await reads.close()
+        scripted.closing.set()
 
 
 def line(event_type: str, obj: dict[str, Any]) -> bytes:
