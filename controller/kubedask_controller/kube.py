@@ -129,8 +129,8 @@ class Kube:
     async def list_pods(self, namespace: str, selector: str, not_older_than: str | None = None) -> list[Manifest]:
         """The pods ``selector`` selects: as etcd has them now, or (``not_older_than``, a resourceVersion the
         API server's cache has reached) from its cache, no older than that version."""
-        freshness = {} if not not_older_than else {"resource_version": not_older_than,
-                                                    "resource_version_match": "NotOlderThan"}
+        freshness = {"resource_version": not_older_than, "resource_version_match": "NotOlderThan"} \
+            if not_older_than else {}
         result = await self._call(self.core.list_namespaced_pod, namespace, label_selector=selector, **freshness)
         return list(result.get("items") or [])
 

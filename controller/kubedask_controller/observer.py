@@ -156,10 +156,11 @@ class Observer:
     async def _read(self, request: ClusterRequest) -> None:
         self._during_read = {}
         self.read_at = self.clock.monotonic()
-        # A new request's first LIST comes from the API server's cache, no older than what the pod watch has
-        # seen: a consistent LIST right after a write of another kind (the request) waits for the pod cache
-        # to hear of that revision, up to 0.1 s. It sees all that the watch saw (nothing of the request's is
-        # missed: its predecessor's leftovers were there before it, its new pods come from this leader).
+        # A driver's first LIST comes from the API server's cache, no older than what the pod watch has seen:
+        # a consistent LIST right after a write of another kind (a new request) waits for the pod cache to
+        # hear of that revision, up to 0.1 s. It sees all that the watch saw (nothing of the request's is
+        # missed: pods made before the watch listed are in its list, a new request's predecessor's
+        # leftovers were there before it, and the pods made since come from this leader).
         # Every later read is consistent: they are the check on the watch.
         since = self.pod_version() if self.pods is None else None
         try:

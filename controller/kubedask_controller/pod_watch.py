@@ -113,10 +113,7 @@ class PodWatch:
             metadata = page.get("metadata") or {}
             if not metadata.get("continue"):
                 self.relisted()
-                version = str(metadata.get("resourceVersion") or "")
-                if version:
-                    self._seen[namespace] = version
-                return version
+                return str(metadata.get("resourceVersion") or "")
             params = {**params, "continue": str(metadata["continue"])}
 
     async def _watch(self, namespace: str | None, version: str) -> str:
