@@ -9,13 +9,15 @@ Surviving the API server going away (a restart, an upgrade): a stream it breaks 
 at once, and a silent one (no pong to the websocket heartbeat) within seconds, so Dask's comm notices and
 connects again; a new connection that finds the API server down or unready retries with bounded backoff
 (:class:`~kubedask.reconnect.Reconnect`) before it gives up, closes, and logs a warning naming the cause
-(also kept in :attr:`PortForward.last_error`).
-
-Example:
-    >>> forward = PortForward(configuration, "team-a", "analysis-scheduler", [8786, 8787])  # doctest: +SKIP
-    >>> await forward.start()  # doctest: +SKIP
-    >>> forward.address(8786)  # doctest: +SKIP
-    'tcp://127.0.0.1:40123'
+(also kept in :attr:`PortForward.last_error`). After a break, new streams wait until the API server says it
+is ready (``/readyz``). A restarted kube-apiserver serves a fraction of a second after it starts, ~2 s
+before it is ready: until its authorizer has loaded RBAC it refuses requests with 403 (the devcluster's
+controller-manager logs them after every restart), which the forward would report as a refusal. And the
+Dask client's reconnect comes later that way, after the scheduler noticed its old connection end: when the
+scheduler hears of that end only after the client registered again under the same id, it closes the new
+connection as well (distributed's ``Scheduler.add_client``), and what the client had resubmitted is
+cancelled (the likely cause of one CI failure; the kubelet ended the old connection 0.03-1 s after the API
+server died on the devcluster).
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class PortForwardError(ConnectionError):
     """The API server refused or failed a port-forward stream."""
 
 
+class NotReady(ConnectionError):
+    """The API server answers, but its ``/readyz`` does not say ok yet (worth a retry)."""
+
+
 def transient(error: BaseException) -> bool:
     """Whether opening a stream may succeed if tried again soon (the API server is down or not ready)."""
     import aiohttp
@@ -70,6 +76,8 @@ def describe(error: BaseException, configuration: Configuration) -> str:
         return f"the API server at {configuration.host} answered HTTP {error.status} {error.message}"
     if isinstance(error, asyncio.TimeoutError):
         return f"the API server at {configuration.host} did not answer in time"
+    if isinstance(error, NotReady):
+        return f"the API server at {configuration.host} is not ready: {error}"
     return f"the API server at {configuration.host} is unreachable: {error}"
 
 
@@ -138,6 +146,8 @@ class PortForward:
         self._servers: list[asyncio.Server] = []
         self._session: aiohttp.ClientSession | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        #: A stream broke or could not be opened: the next ones wait for ``/readyz`` first.
+        self._unsure = False
 
     async def start(self) -> None:
         """Open one listener per remote port, each on a free local port."""
@@ -251,9 +261,36 @@ class PortForward:
             max_msg_size=0,
         )
 
+    async def _open_when_ready(self, remote: int) -> aiohttp.ClientWebSocketResponse:
+        if self._unsure:
+            await self._ready()
+        try:
+            return await self._open(remote)
+        except Exception as e:
+            self._unsure = self._unsure or transient(e)
+            raise
+
+    async def _ready(self) -> None:
+        """Return once the API server's ``/readyz`` says ok; raise :class:`NotReady` (or a connection
+        error) while it does not. An API server that will not tell (401, 403, 404) is taken as ready: the
+        stream's own answer decides then."""
+        import aiohttp
+        assert self._session is not None
+        async with self._session.get(
+            f"{self.configuration.host.rstrip('/')}/readyz",
+            headers=auth_headers(self.configuration),
+            ssl=ssl_context(self.configuration),
+            proxy=getattr(self.configuration, "proxy", None) or None,
+            timeout=aiohttp.ClientTimeout(total=5),
+        ) as response:
+            if response.status == 200 or response.status in (401, 403, 404):
+                self._unsure = False
+                return
+            raise NotReady(f"/readyz answered HTTP {response.status}")
+
     async def _serve(self, remote: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         import aiohttp
-        ws = await with_retries(lambda: self._open(remote), self.reconnect, transient,
+        ws = await with_retries(lambda: self._open_when_ready(remote), self.reconnect, transient,
                                 lambda e: describe(e, self.configuration))
         self.last_error = None
         async with ws:
@@ -269,6 +306,7 @@ class PortForward:
             if not local_closed and broken:
                 # Not the pod's side ending the connection: the API server went away (restart, dead peer).
                 # Dask only sees its comm closed; say here what happened to it.
+                self._unsure = True
                 self.last_error = (f"port-forward to pod {self.namespace}/{self.pod} port {remote}: the stream "
                                    f"through the API server at {self.configuration.host} broke "
                                    f"({ws.exception() or f'websocket close code {ws.close_code}'})")

@@ -15,7 +15,7 @@ from kubedask.spec import ClusterRequest, RequestError, parse_status
 from . import drift, job, metrics, reconcile, status
 from .admission import Admission
 from .api import Host
-from .executor import Executor, NameTaken, Rejected
+from .executor import Executor, NameTaken, NotYet, Rejected
 from .expectations import Expectations
 from .job_runner import JobRunner
 from .observe import Observation, reachable_scheduler_ip, relevant
@@ -124,6 +124,10 @@ class RequestDriver:
             return self.settings.rejected_retry
         except NameTaken as exc:
             return await self._blocked(request, seen, str(exc))
+        except NotYet as exc:
+            metrics.RECONCILES.labels(result="waiting").inc()
+            await self.reporter.status(status.not_yet_status(str(exc), request.fingerprint))
+            return self.settings.settle_delay
         if any(isinstance(a, reconcile.CreateJobPod) for a in plan.actions):
             self.job.created()
         restart = drift.scheduler_restart_message(request, seen.scheduler_pod)

@@ -8,15 +8,17 @@ first, alone (one wasted round of creates per conflict, not one per retry). Work
 (a small first batch proves the API server accepts the pod, then the rest with a bounded number in
 flight); every create and delete is registered with the :class:`Expectations` before
 it is sent, and every delete names the pod's uid. A refusal no retry would fix soon (admission, quota, an
-invalid value) raises :class:`Rejected`, which the driver reports like an invalid request; a name held by
-an object that is not the request's raises :class:`NameTaken`. Retiring is started here and runs beside
-the loop (:mod:`retirement`).
+invalid value) raises :class:`Rejected`, which the driver reports like an invalid request, except the one
+that passes by itself (a new namespace's ``default`` ServiceAccount not created yet), :class:`NotYet`: Pending,
+tried again in seconds; a name held by an object that is not the request's raises :class:`NameTaken`.
+Retiring is started here and runs beside the loop (:mod:`retirement`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
@@ -35,6 +37,12 @@ T = TypeVar("T")
 
 class Rejected(Exception):
     """The API server refused an object built from a valid request (admission, quota, bad value)."""
+
+
+class NotYet(Exception):
+    """The API server refused an object for a reason that passes by itself within seconds: the namespace's
+    ``default`` ServiceAccount, which the kube-controller-manager creates for every new namespace, does not
+    exist yet (a request made right after its namespace). str() says so; the pass is tried again soon."""
 
 
 class NameTaken(Exception):
@@ -212,7 +220,7 @@ class Executor:
             # Quota, admission or API errors: stop here; the next pass retries with backoff.
             refusal = _refusal(failures[0])
             if refusal:
-                raise Rejected(f"the API server refused a worker pod: {refusal}")
+                raise _refused("a worker pod", refusal)
             await self.event("CreateFailed", f"could not create worker pods: {failures[0]}", "Warning")
             raise RuntimeError(f"creating worker pods failed: {failures[0]}")
         return count
@@ -239,7 +247,8 @@ async def _all(calls: list[Awaitable[Any]]) -> None:
     results = await asyncio.gather(*calls, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
-        raise next((f for f in failures if isinstance(f, Rejected | NameTaken)), failures[0])
+        raise next((f for f in failures if isinstance(f, Rejected | NameTaken)),
+                   next((f for f in failures if isinstance(f, NotYet)), failures[0]))
 
 
 def _refusal(exc: BaseException) -> str | None:
@@ -258,5 +267,19 @@ async def _refused_as_rejected(what: str, call: Awaitable[T]) -> T:
     except ApiException as exc:
         refusal = _refusal(exc)
         if refusal:
-            raise Rejected(f"the API server refused the {what}: {refusal}") from exc
+            raise _refused(f"the {what}", refusal) from exc
         raise
+
+
+#: The ServiceAccount admission plugin's refusal while a namespace's default account is not created yet.
+_NO_DEFAULT_ACCOUNT = re.compile(
+    r'error looking up service account ([^/\s]+)/default: serviceaccount "default" not found')
+
+
+def _refused(what: str, refusal: str) -> Rejected | NotYet:
+    missing = _NO_DEFAULT_ACCOUNT.search(refusal)
+    if missing:
+        return NotYet(f"waiting for the ServiceAccount 'default' of namespace {missing.group(1)}, which the "
+                      f"cluster creates for every new namespace (the API server refused {what} without it); "
+                      "trying again every few seconds")
+    return Rejected(f"the API server refused {what}: {refusal}")

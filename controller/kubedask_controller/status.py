@@ -65,6 +65,16 @@ def waiting_status(message: str, fingerprint: str | None) -> ClusterStatus:
     )
 
 
+def not_yet_status(message: str, fingerprint: str | None) -> ClusterStatus:
+    """The API server refused the request's pods for a reason that passes by itself (executor.NotYet)."""
+    return ClusterStatus(
+        phase="Pending", message=message, observed_spec=fingerprint,
+        conditions=[Condition(type="RequestValid", status="True", reason="Valid"),
+                    Condition(type="PodsAccepted", status="False", reason="WaitingForServiceAccount",
+                              message=message)],
+    )
+
+
 def blocked_status(taken: str | None, leftover: str | None,
                    fingerprint: str | None) -> tuple[ClusterStatus, tuple[str, str, str] | None]:
     """A name held by another object (Failed, with a Warning Event), else a leftover of an earlier request of

@@ -24,6 +24,7 @@ import pytest
 from chaoskit import TcpOutage, kubeconfig_via
 from controller_harness import ControllerProcess
 from dask.distributed import Client
+from distributed.client import FutureCancelledError
 from kubedask import KubeCluster, KubeConfig, make_pod_spec
 
 from devcluster import controlplane
@@ -92,9 +93,28 @@ def compute_through(fault: Callable[[], float], namespace: str, auth: KubeConfig
             assert downtime, "the outage did not end"
             back = time.monotonic()
             # And the client works again through the same forward, within seconds.
-            assert client.submit(slow_square, 7).result(timeout=60) == 49
+            tries = computes_again(client, slow_square, within=60.0)
             print(f"API server away {downtime[0]:.1f}s; the computation {outcome}; a new one computed "
-                  f"{time.monotonic() - back:.1f}s after it was back")
+                  f"{time.monotonic() - back:.1f}s after it was back ({tries} tries)")
+
+
+def computes_again(client: Client, task: Callable[[int], int], within: float) -> int:
+    """Submit ``task(7)`` until it computes, within ``within`` seconds; the tries it took (at most two).
+
+    A second try is Dask's doing, not the forward's: when the scheduler hears that the client's old
+    connection ended only after the client registered again under the same id, it closes the new connection
+    too (``Scheduler.add_client``), and the client reconnects once more, cancelling what it had submitted.
+    The forward makes that unlikely (it reconnects once the API server is ready, see portforward.py); a
+    cancellation for any other reason, a second one, or no result in time fails."""
+    deadline = time.monotonic() + within
+    for tries in (1, 2):
+        try:
+            assert client.submit(task, 7, pure=False).result(timeout=max(1.0, deadline - time.monotonic())) == 49
+            return tries
+        except FutureCancelledError as error:
+            if tries == 2 or "scheduler-connection-lost" not in str(error):
+                raise
+    raise AssertionError("unreachable")
 
 
 def test_computation_through_the_port_forward_survives_its_api_server_connection_dropping(

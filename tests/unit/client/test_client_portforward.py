@@ -35,6 +35,16 @@ class FakeApiServer:
     attempts: int = 0
     #: Accept the stream, then never answer anything, not even a ping (a peer that silently went away).
     silent: bool = False
+    #: Answer this many ``/readyz`` with 500 (a restarted API server that serves before it is ready).
+    unready: int = 0
+    readyz_calls: int = 0
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        self.readyz_calls += 1
+        if self.unready:
+            self.unready -= 1
+            return web.Response(status=500, text="[-]poststarthook/rbac/bootstrap-roles failed: not finished")
+        return web.Response(text="ok")
 
     async def portforward(self, request: web.Request) -> web.StreamResponse:
         self.attempts += 1
@@ -89,7 +99,8 @@ async def echo_port() -> AsyncIterator[int]:
 @pytest.fixture
 async def fake(echo_port: int) -> AsyncIterator[tuple[FakeApiServer, Configuration]]:
     api = FakeApiServer(echo_port)
-    async with serving({"/api/v1/namespaces/ns/pods/c-scheduler/portforward": api.portforward}) as url:
+    async with serving({"/api/v1/namespaces/ns/pods/c-scheduler/portforward": api.portforward,
+                        "/readyz": api.readyz}) as url:
         configuration = Configuration(host=url)
         configuration.api_key["BearerToken"] = "Bearer tok"
         yield api, configuration
@@ -335,3 +346,27 @@ async def test_a_stream_whose_peer_went_silent_is_closed_by_the_heartbeat(
         assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
         writer.close()
         assert forward.last_error is not None and "broke" in forward.last_error, forward.last_error
+
+
+async def test_after_a_stream_broke_new_streams_wait_until_the_api_server_is_ready(
+        fake: tuple[FakeApiServer, Configuration]) -> None:
+    """A restarted API server accepts streams before it is ready; one opened then can end again, and the Dask
+    client that reconnected through it would have to reconnect once more. So after a break the forward asks
+    ``/readyz`` first, and opens the stream once it says ok."""
+    api, configuration = fake
+    async with forwarding(configuration, heartbeat=0.2) as forward:
+        assert await roundtrip(forward.local_ports[8786], b"steady") == b"steady"
+        assert api.readyz_calls == 0  # nothing broke: a stream opens without asking
+        api.silent = True  # the next stream's peer goes away: the heartbeat finds it broken
+        reader, writer = await asyncio.open_connection("127.0.0.1", forward.local_ports[8786])
+        writer.write(b"anyone?")
+        assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
+        writer.close()
+        assert forward.last_error is not None and "broke" in forward.last_error
+        api.silent, api.unready = False, 2
+        streams = api.attempts
+        assert await roundtrip(forward.local_ports[8786], b"back") == b"back"
+        assert api.readyz_calls == 3  # twice not ready, then ok
+        assert api.attempts == streams + 1  # the stream itself was opened once, when the API server was ready
+        assert await roundtrip(forward.local_ports[8786], b"again") == b"again"
+        assert api.readyz_calls == 3  # ready again: no more asking

@@ -308,6 +308,40 @@ async def test_pods_the_api_server_refuses_fail_the_request_visibly(fake_kube: F
     await driver.reconcile_once()
     assert len(fake_kube.workers()) == 2
 
+async def test_a_new_namespace_without_its_default_service_account_yet_is_waited_for(fake_kube: FakeKube) -> None:
+    """The ServiceAccount admission plugin refuses every pod of a namespace whose ``default`` account the
+    kube-controller-manager has not created yet (seconds after the namespace, longer while it catches up
+    after an API server restart): Pending and soon again, not Failed with a minute's retry."""
+    refusal = ApiException(status=403, reason="Forbidden")
+    refusal.body = ('{"message": "pods \\"analysis-scheduler\\" is forbidden: error looking up service account '
+                    'ns/default: serviceaccount \\"default\\" not found"}')
+    fake_kube.refuse_pods = refusal
+    driver = new_driver(fake_kube, configmap(request_data(workers=2)))
+    delay = await driver.reconcile_once()
+    status = last_status(fake_kube)
+    assert status.phase == "Pending", status.message
+    assert "ServiceAccount 'default' of namespace ns" in status.message
+    assert [c.reason for c in status.conditions if c.status == "False"] == ["WaitingForServiceAccount"]
+    assert not [e for e in fake_kube.events if e[2] == "Warning"]
+    assert delay == driver.settings.settle_delay
+
+    fake_kube.refuse_pods = None
+    await driver.reconcile_once()
+    assert len(fake_kube.workers()) == 2
+    assert "ServiceAccount" not in last_status(fake_kube).message
+
+
+async def test_a_named_service_account_that_does_not_exist_still_fails_the_request(fake_kube: FakeKube) -> None:
+    refusal = ApiException(status=403, reason="Forbidden")
+    refusal.body = ('{"message": "pods \\"analysis-scheduler\\" is forbidden: error looking up service account '
+                    'ns/dask: serviceaccount \\"dask\\" not found"}')
+    fake_kube.refuse_pods = refusal
+    driver = new_driver(fake_kube, configmap(request_data(workers=1)))
+    await driver.reconcile_once()
+    status = last_status(fake_kube)
+    assert status.phase == "Failed" and 'serviceaccount "dask" not found' in status.message
+
+
 
 @pytest.mark.looptime
 async def test_a_replica_that_is_not_the_leader_makes_no_pass(fake_kube: FakeKube) -> None:
