@@ -396,9 +396,10 @@ async def test_requests_in_the_controllers_own_namespace_are_ignored_with_one_wa
 
 
 @pytest.mark.looptime
-async def test_a_new_request_sends_its_workers_alongside_its_scheduler_service_and_pdb() -> None:
-    """Each API call takes a second of (fake) time: the first pass takes one for the reads and one for the
-    scheduler pod, Service, PDB and workers together (the workers do not wait for the scheduler's answer)."""
+async def test_a_new_request_sends_its_workers_alongside_its_scheduler_then_its_service_and_pdb() -> None:
+    """Each API call takes a second of (fake) time: the first pass takes one for the reads, one for the
+    scheduler pod and workers together (the workers do not wait for the scheduler's answer), and one for the
+    Service and PDB, sent once the first batch of workers was answered."""
     sent: list[tuple[float, str]] = []
 
     class SlowKube(FakeKube):
@@ -428,5 +429,5 @@ async def test_a_new_request_sends_its_workers_alongside_its_scheduler_service_a
     start = asyncio.get_running_loop().time()
     await driver.reconcile_once()
     started = {what: round(at - start) for at, what in sorted(sent, reverse=True)}
-    assert started == {"list": 0, "scheduler": 1, "service": 1, "pdb": 1, "worker": 1}
+    assert started == {"list": 0, "scheduler": 1, "worker": 1, "service": 2, "pdb": 2}
     assert len(kube.workers()) == 3 and list(kube.services) == list(kube.pdbs) == ["analysis-scheduler"]
