@@ -55,24 +55,23 @@ def name_taken_status(message: str, fingerprint: str | None) -> ClusterStatus:
     )
 
 
-def waiting_status(message: str, fingerprint: str | None) -> ClusterStatus:
-    """Objects of an earlier request of the same name are still being deleted: nothing to do but wait."""
+def _waiting(message: str, fingerprint: str | None, condition: str, reason: str) -> ClusterStatus:
+    """A valid request that must wait for something outside it: Pending, and the condition that says what."""
     return ClusterStatus(
         phase="Pending", message=message, observed_spec=fingerprint,
         conditions=[Condition(type="RequestValid", status="True", reason="Valid"),
-                    Condition(type="NamesAvailable", status="False", reason="WaitingForGarbageCollection",
-                              message=message)],
+                    Condition(type=condition, status="False", reason=reason, message=message)],
     )
+
+
+def waiting_status(message: str, fingerprint: str | None) -> ClusterStatus:
+    """Objects of an earlier request of the same name are still being deleted: nothing to do but wait."""
+    return _waiting(message, fingerprint, "NamesAvailable", "WaitingForGarbageCollection")
 
 
 def not_yet_status(message: str, fingerprint: str | None) -> ClusterStatus:
     """The API server refused the request's pods for a reason that passes by itself (executor.NotYet)."""
-    return ClusterStatus(
-        phase="Pending", message=message, observed_spec=fingerprint,
-        conditions=[Condition(type="RequestValid", status="True", reason="Valid"),
-                    Condition(type="PodsAccepted", status="False", reason="WaitingForServiceAccount",
-                              message=message)],
-    )
+    return _waiting(message, fingerprint, "PodsAccepted", "WaitingForServiceAccount")
 
 
 def blocked_status(taken: str | None, leftover: str | None,
