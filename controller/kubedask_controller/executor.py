@@ -291,13 +291,16 @@ async def _refused_as_rejected(what: str, call: Awaitable[T]) -> T:
         raise
 
 
-#: The ServiceAccount admission plugin's refusal while a namespace's default account is not created yet.
+#: The ServiceAccount admission plugin's refusal while a namespace's default account is not created yet,
+#: whole: a webhook's or policy's message that merely quotes it (a label value) is an ordinary refusal,
+#: retried once a minute, not every few seconds.
 _NO_DEFAULT_ACCOUNT = re.compile(
-    r'error looking up service account ([^/\s]+)/default: serviceaccount "default" not found')
+    r'pods "[a-z0-9.-]+" is forbidden: error looking up service account ([a-z0-9-]+)/default: '
+    r'serviceaccount "default" not found')
 
 
 def _refused(what: str, refusal: str) -> Rejected | NotYet:
-    missing = _NO_DEFAULT_ACCOUNT.search(refusal)
+    missing = _NO_DEFAULT_ACCOUNT.fullmatch(refusal)
     if missing:
         return NotYet(f"waiting for the ServiceAccount 'default' of namespace {missing.group(1)}, which the "
                       f"cluster creates for every new namespace (the API server refused {what} without it); "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 from typing import Any
 
@@ -331,15 +332,22 @@ async def test_a_new_namespace_without_its_default_service_account_yet_is_waited
     assert "ServiceAccount" not in last_status(fake_kube).message
 
 
-async def test_a_named_service_account_that_does_not_exist_still_fails_the_request(fake_kube: FakeKube) -> None:
+@pytest.mark.parametrize("message", [
+    'pods "analysis-scheduler" is forbidden: error looking up service account ns/dask: serviceaccount "dask" '
+    'not found',
+    # A webhook's refusal that quotes the phrase (from a label value, say) is not the admission plugin's.
+    'admission webhook "policy.example" denied the request: label x: pods "a" is forbidden: error looking up '
+    'service account ns/default: serviceaccount "default" not found',
+])
+async def test_other_service_account_refusals_still_fail_the_request(fake_kube: FakeKube, message: str) -> None:
     refusal = ApiException(status=403, reason="Forbidden")
-    refusal.body = ('{"message": "pods \\"analysis-scheduler\\" is forbidden: error looking up service account '
-                    'ns/dask: serviceaccount \\"dask\\" not found"}')
+    refusal.body = json.dumps({"message": message})
     fake_kube.refuse_pods = refusal
     driver = new_driver(fake_kube, configmap(request_data(workers=1)))
-    await driver.reconcile_once()
+    delay = await driver.reconcile_once()
     status = last_status(fake_kube)
-    assert status.phase == "Failed" and 'serviceaccount "dask" not found' in status.message
+    assert status.phase == "Failed" and "not found" in status.message
+    assert delay is not None and delay >= 60
 
 
 
