@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from controller_fakes import WORKER_TEMPLATE, request_data
 from kubedask import spec
-from kubedask.spec import RequestError, build_request_data, parse_request, parse_template
+from kubedask.spec import RequestError, build_request_data, parse_request, parse_template, safe_yaml
 
 
 def test_minimal_request_parses_with_classic_defaults() -> None:
@@ -120,6 +120,21 @@ def test_deeply_nested_yaml_is_refused() -> None:
 def test_python_object_tags_are_not_evaluated() -> None:
     with pytest.raises(RequestError, match="not valid YAML"):
         parse_template("containers: !!python/object/apply:os.system ['true']")
+
+
+@pytest.mark.parametrize("template, refusal", [
+    ("a: &a [x]\nb: *a\ncontainers: [{name: w, image: img}]\n", "anchor or alias"),
+    ("containers: " + "[" * 41 + "]" * 41, "nested more than"),
+    ("containers: !!python/object/apply:os.system ['true']", "not valid YAML"),
+])
+def test_the_pure_python_loader_refuses_what_the_libyaml_one_does(
+        template: str, refusal: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where PyYAML was built without libyaml, the pure-Python loader does the same checks."""
+    assert safe_yaml._LIBYAML is not None  # the tests above ran on libyaml
+    monkeypatch.setattr(safe_yaml, "_LIBYAML", None)
+    with pytest.raises(RequestError, match=refusal):
+        parse_template(template)
+    assert parse_template("containers: [{name: w, image: img}]").spec["containers"][0]["image"] == "img"
 
 
 def test_durations_accept_units() -> None:
