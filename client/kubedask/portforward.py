@@ -18,6 +18,12 @@ scheduler hears of that end only after the client registered again under the sam
 connection as well (distributed's ``Scheduler.add_client``), and what the client had resubmitted is
 cancelled (the likely cause of one CI failure; the kubelet ended the old connection 0.03-1 s after the API
 server died on the devcluster).
+
+Example:
+    >>> forward = PortForward(configuration, "team-a", "analysis-scheduler", [8786, 8787])  # doctest: +SKIP
+    >>> await forward.start()  # doctest: +SKIP
+    >>> forward.address(8786)  # doctest: +SKIP
+    'tcp://127.0.0.1:40123'
 """
 
 from __future__ import annotations
